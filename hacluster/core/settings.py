@@ -35,6 +35,12 @@ class LinkSpec:
     ttl: int = 1
     loop: bool = False
     baud: int = 19200
+    bind_address: str = ""
+    """UDP kinds: bind to this local address instead of binding to ``device``.
+
+    For several nodes on one host over loopback (127.0.0.x, no root needed); empty means
+    bind to the wildcard address and pin the socket to ``device`` (SO_BINDTODEVICE).
+    """
 
 
 @dataclass(frozen=True, slots=True)
