@@ -1,0 +1,182 @@
+"""``hacluster demo``: a local cluster on loopback, no root needed.
+
+It writes an ``ha.cf`` and ``authkeys`` per node (ucast over ``lo``, each node bound to its own
+127.0.0.x address on a free high port), starts one real daemon per node, shows the status,
+then kills one node with SIGKILL and shows how long the others took to declare it dead.
+Ctrl-C stops every daemon and removes the demo's files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hacluster.cli import render
+from hacluster.cli.client import CliError, request
+
+KEEPALIVE = "100ms"
+DEADTIME = "500ms"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def write_node_config(root: Path, names: list[str], index: int, port: int, key: str) -> Path:
+    """One node's directory: ha.cf, authkeys (0600), state dir.  Returns the ha.cf path."""
+    node_dir = root / names[index]
+    node_dir.mkdir(parents=True, exist_ok=True)
+    addresses = [f"127.0.0.{i + 2}" for i in range(len(names))]
+    lines = [
+        "# written by `hacluster demo`",
+        f"udpport {port}",
+        f"keepalive {KEEPALIVE}",
+        f"deadtime {DEADTIME}",
+        "warntime 300ms",
+        "initdead 10s",
+        f"bind_address lo {addresses[index]}",
+        *(f"ucast lo {address}" for address in addresses),
+        f"node {' '.join(names)}",
+        "realtime off",
+        "logfacility none",
+        f"logfile {node_dir / 'ha-log'}",
+        f"api_socket {node_dir / 'hacluster.sock'}",
+        f"state_dir {node_dir / 'state'}",
+    ]
+    hacf = node_dir / "ha.cf"
+    hacf.write_text("\n".join(lines) + "\n")
+    authkeys = node_dir / "authkeys"
+    authkeys.write_text(f"auth 1\n1 sha256 {key}\n")
+    authkeys.chmod(0o600)
+    return hacf
+
+
+class DemoCluster:
+    """N daemons on loopback; usable by the demo and by tests."""
+
+    def __init__(self, root: Path, nodes: int = 3) -> None:
+        assert 2 <= nodes <= 16
+        self.root = root
+        self.names = [f"n{i + 1}" for i in range(nodes)]
+        port = _free_port()
+        key = secrets.token_hex(24)
+        self.configs = {name: write_node_config(root, self.names, i, port, key) for i, name in enumerate(self.names)}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def socket_of(self, name: str) -> str:
+        return str(self.root / name / "hacluster.sock")
+
+    def start(self, name: str) -> None:
+        argv = [sys.executable, "-m", "hacluster.shell.main", "daemon", "--config", str(self.configs[name]), "--node", name]
+        stderr = open(self.root / name / "stderr.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        stderr.close()
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        try:
+            return request(self.socket_of(name), "status", timeout_s=1.0)
+        except CliError:
+            return None
+
+    def states_seen_by(self, name: str) -> dict[str, str]:
+        doc = self.status(name)
+        return {} if doc is None else {n["name"]: n["state"] for n in doc["nodes"]}
+
+    def wait_all_active(self, timeout_s: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            live = [n for n, p in self.procs.items() if p.poll() is None]
+            if all(all(self.states_seen_by(n).get(m) == "active" for m in live) for n in live):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kill(self, name: str) -> float:
+        """SIGKILL one daemon; returns the monotonic time of the kill."""
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        proc.wait()
+        return killed
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: float = 0.0) -> int:
+    root = Path(tempfile.mkdtemp(prefix="hacluster-demo-"))
+    cluster = DemoCluster(root, nodes)
+    interrupted = False
+    try:
+        print(f"Starting {nodes} nodes on loopback (keepalive {KEEPALIVE}, deadtime {DEADTIME}); files in {root}")
+        for name in cluster.names:
+            cluster.start(name)
+        if not cluster.wait_all_active():
+            print("the demo nodes did not all become active; see the logs in", root, file=sys.stderr)
+            return 1
+        first = cluster.names[0]
+        print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
+        print(render.status_text(cluster.status(first) or {}))
+        if kill:
+            victim = cluster.names[-1]
+            print(f"Killing {victim} with SIGKILL ...")
+            killed = cluster.kill(victim)
+            survivors = cluster.names[:-1]
+            seen: dict[str, float] = {}
+            while len(seen) < len(survivors) and time.monotonic() - killed < 10:
+                for name in survivors:
+                    if name not in seen and cluster.states_seen_by(name).get(victim) == "dead":
+                        seen[name] = time.monotonic() - killed
+                time.sleep(0.005)
+            for name in survivors:
+                took = f"{seen[name] * 1000:.0f} ms" if name in seen else "not within 10 s"
+                print(f"  {name} declared {victim} dead after {took}")
+            print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
+            print(render.status_text(cluster.status(first) or {}))
+        if duration_s > 0 or sys.stdin.isatty():
+            print("Live status (Ctrl-C to stop and clean up)" if duration_s <= 0 else f"Running {duration_s:g} s more")
+            end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
+            while time.monotonic() < end:
+                time.sleep(1.0)
+                doc = cluster.status(first)
+                if doc is not None:
+                    states = ", ".join(f"{n['name']}={n['state']}" for n in doc["nodes"])
+                    print(f"  {time.strftime('%H:%M:%S')}  {states}", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        cluster.stop_all()
+        if keep:
+            print(f"demo files kept in {root}")
+        else:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(root)
+    if interrupted:
+        print("\nstopped; every demo daemon has exited")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(run_demo())
