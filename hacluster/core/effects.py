@@ -100,7 +100,26 @@ class Stopped:
     """The graceful stop finished; the shell may exit."""
 
 
-Effect = Send | SendPings | Notice | NodeStateChanged | Stopped
+@dataclass(frozen=True, slots=True)
+class MessageDelivered:
+    """An authentic, new, in-sequence message for the layers above membership.
+
+    Only types starting with ``hac_`` (ours) are delivered; Heartbeat's own R1 types are
+    handled or ignored by membership itself.
+    """
+
+    src: NodeName
+    mtype: str
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
+
+
+Effect = Send | SendPings | Notice | NodeStateChanged | Stopped | MessageDelivered
 
 
 class Rng(Protocol):

@@ -42,6 +42,7 @@ from hacluster.core.effects import (
     Effect,
     Input,
     Level,
+    MessageDelivered,
     NodeStateChanged,
     Notice,
     PacketReceived,
@@ -71,6 +72,8 @@ AUTOJOIN_MAX: Final = 64
 """Bound on nodes learned through ``autojoin`` so a peer cannot grow our memory."""
 DT_MAX_MS: Final = 3_600_000
 RECOMMEND_MIN_SAMPLES: Final = 20
+UPPER_LAYER_PREFIX: Final = "hac_"
+"""Message types membership passes up (``MessageDelivered``) instead of handling."""
 
 NodeState = str  # "init" | "up" | "active" | "dead" | "ping"
 
@@ -193,6 +196,20 @@ class Membership:
         else:  # pragma: no cover - the Input union is closed
             raise AssertionError(f"unknown input {inp!r}")
         return out
+
+    def send_message(self, mtype: str, pairs: tuple[tuple[str, str], ...], now_ms: int) -> list[Effect]:
+        """Broadcast one sequenced upper-layer message (retransmitted on request like any other)."""
+        assert mtype.startswith(UPPER_LAYER_PREFIX), mtype
+        out: list[Effect] = []
+        if not self._stopped:
+            self._send(out, Message.of(("t", mtype), *pairs), now_ms)
+        return out
+
+    def members(self) -> tuple[NodeName, ...]:
+        """This node and every peer currently ``active``, sorted by name."""
+        names = [self._s.node] if self._state == "active" else []
+        names += [p.name for p in self._peers.values() if p.state == "active"]
+        return tuple(sorted(names))
 
     def next_deadline_ms(self) -> int:
         """The earliest time a ``Tick`` could change something."""
@@ -465,6 +482,8 @@ class Membership:
         elif mtype == "shutdone":
             peer.stopped_generation = peer.generation
             self._set_peer_state(peer, "dead", "stopped gracefully (shutdone received)", now_ms, out)
+        elif mtype.startswith(UPPER_LAYER_PREFIX):
+            out.append(MessageDelivered(peer.name, mtype, tuple(fields.items())))
         elif mtype == "reqnodes":
             listed = " ".join(self._s.nodes) + " "
             reply = Message.of(
