@@ -1,0 +1,198 @@
+"""Reader for Heartbeat's ``authkeys``: the shared secrets that sign every packet.
+
+The format (one directive a line, ``#`` lines and blank lines ignored)::
+
+    auth 1            # sign what we send with slot 1
+    1 sha1 SeCrEt     # slot method [key]; 0 <= slot < 16
+
+Heartbeat's rules, kept here: the file must not be readable by group or others; ``auth N``
+must come before the line of slot ``N`` (Heartbeat picks the signing key while it reads that
+line); ``crc`` takes no key and the HMAC methods need one; the key is the first word only.
+``sha256`` and ``sha512`` are ours: both ends must then run hacluster.
+
+Rules for this file: no secret ever appears in a message, so problems name the slot and
+method but never echo a key line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from hacluster.core.codec import METHODS, AuthKey, KeyRing
+from hacluster.errors import ConfigError
+
+SLOTS: Final = 16
+"""Heartbeat's MAXAUTH."""
+
+_WEAK_SIGNING: Final[dict[str, str]] = {
+    "crc": "crc is a checksum, not authentication: anyone on the network can forge packets",
+    "md5": "HMAC-MD5 is weak",
+}
+
+
+@dataclass(slots=True)
+class AuthkeysResult:
+    keyring: KeyRing | None
+    """``None`` when there are problems."""
+    problems: list[str]
+    warnings: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyLine:
+    where: str
+    key: AuthKey
+
+
+def read_authkeys(path: str | Path) -> AuthkeysResult:
+    """Read and check one authkeys file, collecting every problem."""
+    path = Path(path)
+    problems: list[str] = []
+    warnings: list[str] = []
+    try:
+        status = path.stat()
+        data = path.read_bytes() if stat.S_ISREG(status.st_mode) else None
+    except FileNotFoundError:
+        problems.append(
+            f"{path}: authkeys file not found (hacluster reads it from the directory of ha.cf); "
+            f"create it with the lines 'auth 1' and '1 sha1 <long random secret>', then chmod 600 {path}"
+        )
+        return AuthkeysResult(None, problems, warnings)
+    except OSError as exc:
+        problems.append(f"{path}: cannot read authkeys ({exc.strerror}); check the path and permissions")
+        return AuthkeysResult(None, problems, warnings)
+    if data is None:
+        problems.append(f"{path}: authkeys is not a regular file; replace it with a file of keys")
+        return AuthkeysResult(None, problems, warnings)
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        problems.append(
+            f"{path}: mode {mode:04o} lets group or others read the cluster keys; run chmod 600 {path}"
+        )
+    keyring = _parse(data.decode("utf-8", "surrogateescape"), str(path), problems, warnings)
+    return AuthkeysResult(None if problems else keyring, problems, warnings)
+
+
+def load_authkeys(path: str | Path) -> KeyRing:
+    """The key ring of one authkeys file; raises ``ConfigError`` with every problem."""
+    result = read_authkeys(path)
+    if result.keyring is None:
+        raise ConfigError(result.problems)
+    return result.keyring
+
+
+def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> KeyRing | None:
+    auth: tuple[int, str] | None = None
+    keys: dict[int, _KeyLine] = {}
+    slots_written: set[int] = set()
+    """Slots with a key line, valid or not: a broken line is reported once, not twice."""
+    for lineno, physical in enumerate(text.splitlines(), start=1):
+        words = physical.split()
+        where = f"{path}:{lineno}"
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "auth":
+            slot = _auth_slot(words, where, problems)
+            if slot is None:
+                continue
+            if auth is not None:
+                problems.append(
+                    f"{where}: auth {slot}: the signing key is already chosen at {auth[1]} (auth {auth[0]}); "
+                    "keep only one auth line"
+                )
+                continue
+            if slot in keys:
+                problems.append(
+                    f"{where}: auth {slot}: must come before its key line {keys[slot].where} "
+                    f'(Heartbeat refuses this order with "Auth Key [{slot}] not found"); '
+                    f"move auth {slot} above {keys[slot].where}"
+                )
+            auth = (slot, where)
+            continue
+        if words[0].isdigit():
+            slots_written.add(int(words[0]))
+        key_line = _key_line(words, where, problems, warnings)
+        if key_line is None:
+            continue
+        earlier = keys.get(key_line.key.index)
+        if earlier is not None:
+            problems.append(
+                f"{where}: {key_line.key.index} {key_line.key.method}: slot {key_line.key.index} is already "
+                f"defined at {earlier.where}; give each key its own slot number"
+            )
+            continue
+        keys[key_line.key.index] = key_line
+    if auth is None:
+        problems.append(f"{path}: no 'auth N' line; add e.g. 'auth 1' above the key line '1 sha1 <secret>'")
+        return None
+    slot, where = auth
+    if slot not in slots_written:
+        problems.append(
+            f"{where}: auth {slot}: there is no key line for slot {slot}; add '{slot} sha1 <secret>' below it"
+        )
+        return None
+    if slot not in keys:
+        return None
+    signing = keys[slot].key
+    if signing.method in _WEAK_SIGNING:
+        warnings.append(
+            f"{where}: auth {slot}: signs with {signing.method}; {_WEAK_SIGNING[signing.method]}. "
+            "Use sha1 (works with Heartbeat) or sha256 (hacluster only)"
+        )
+    return KeyRing(slot, {index: line.key for index, line in sorted(keys.items())})
+
+
+def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
+    if len(words) != 2 or not words[1].isdigit():
+        problems.append(f"{where}: {' '.join(words)}: expected 'auth N' with one slot number 0..{SLOTS - 1}")
+        return None
+    slot = int(words[1])
+    if slot >= SLOTS:
+        problems.append(f"{where}: auth {slot}: slot must be 0..{SLOTS - 1}; choose a slot below {SLOTS}")
+        return None
+    return slot
+
+
+def _key_line(words: list[str], where: str, problems: list[str], warnings: list[str]) -> _KeyLine | None:
+    """One ``N method [key]`` line; messages show slot and method, never the key."""
+    if not words[0].isdigit():
+        problems.append(
+            f"{where}: this line is neither 'auth N' nor 'N method [key]' (e.g. '1 sha1 <secret>'); fix or "
+            "remove it"
+        )
+        return None
+    slot = int(words[0])
+    if len(words) < 2:
+        problems.append(f"{where}: {slot}: missing the method; write '{slot} sha1 <secret>'")
+        return None
+    method = words[1]
+    label = f"{where}: {slot} {method}"
+    ok = True
+    if slot >= SLOTS:
+        problems.append(f"{label}: slot {slot} is out of range; Heartbeat has slots 0..{SLOTS - 1}")
+        ok = False
+    if method not in METHODS:
+        guess = difflib.get_close_matches(method.lower(), METHODS, n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        problems.append(f"{label}: unknown method; expected one of {', '.join(METHODS)}{hint}")
+        return None
+    key = words[2] if len(words) > 2 else ""
+    if method == "crc" and key:
+        problems.append(f"{label}: crc takes no key; remove the key or use sha1")
+        ok = False
+    if method != "crc" and not key:
+        problems.append(f"{label}: {method} needs a key; write '{slot} {method} <secret>'")
+        ok = False
+    if len(words) > 3:
+        warnings.append(
+            f"{label}: only the first word of the key is used and the rest of the line is ignored, "
+            "as Heartbeat does; remove the extra words or join them"
+        )
+    if not ok:
+        return None
+    secret = key.encode("utf-8", "surrogateescape")
+    return _KeyLine(where, AuthKey(slot, method, secret))

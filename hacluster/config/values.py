@@ -1,0 +1,90 @@
+"""The value syntax of Heartbeat's configuration files, and hacluster's defaults.
+
+Times follow Heartbeat's ``cl_get_msec``: a plain number is seconds (decimals allowed), a
+``ms`` or ``us`` suffix changes the unit, and the result is whole milliseconds.  Booleans
+follow ``cl_str_to_boolean``.  Each parser raises ``ValueError`` whose text says what was
+expected; callers add the file and line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
+DEFAULT_UDPPORT: Final = 694
+DEFAULT_BAUD: Final = 19200
+DEFAULT_KEEPALIVE_MS: Final = 1000
+DEFAULT_DEADTIME_MS: Final = 30_000
+DEFAULT_MAX_REXMIT_DELAY_MS: Final = 250
+DEFAULT_API_SOCKET: Final = "/run/hacluster/hacluster.sock"
+DEFAULT_STATE_DIR: Final = "/var/lib/hacluster"
+DEFAULT_CLUSTER: Final = "linux-ha"
+
+INITDEAD_ADVICE_MS: Final = 10_000
+"""Heartbeat warns below this: a peer booting at the same moment may still lack its network."""
+
+SYSLOG_FACILITIES: Final = frozenset(
+    ["auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user", "uucp"]
+    + [f"local{i}" for i in range(8)]
+    + ["none"]
+)
+
+_TIME_RE: Final = re.compile(r"^(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>[a-zA-Z]*)$")
+_TIME_UNITS_MS: Final[dict[str, Decimal]] = {
+    "": Decimal(1000),
+    "s": Decimal(1000),
+    "sec": Decimal(1000),
+    "ms": Decimal(1),
+    "msec": Decimal(1),
+    "us": Decimal("0.001"),
+    "usec": Decimal("0.001"),
+}
+TIME_HINT: Final = "a number of seconds such as 2 or 0.5, or a number with ms or us such as 500ms"
+
+_TRUE_WORDS: Final = frozenset(["true", "on", "yes", "y", "1"])
+_FALSE_WORDS: Final = frozenset(["false", "off", "no", "n", "0"])
+BOOL_HINT: Final = "on/off, yes/no, true/false, y/n or 1/0"
+
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+
+
+def parse_time_ms(text: str) -> int:
+    """A Heartbeat time value in integer milliseconds: plain numbers are seconds.
+
+    Raises ``ValueError`` saying what is expected.  Rounds to the nearest millisecond,
+    as Heartbeat's ``cl_get_msec`` does.
+    """
+    match = _TIME_RE.match(text)
+    unit = match.group("unit").lower() if match else ""
+    if match is None or unit not in _TIME_UNITS_MS:
+        raise ValueError(f"expected {TIME_HINT}")
+    scaled = Decimal(match.group("number")) * _TIME_UNITS_MS[unit]
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def parse_bool(text: str) -> bool:
+    """Heartbeat's boolean words, case-insensitive; raises ``ValueError`` otherwise."""
+    word = text.lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValueError(f"expected {BOOL_HINT}")
+
+
+def is_host(text: str) -> bool:
+    """An IP address or something shaped like a host name (resolved later, by the shell)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        looks_numeric = all(part.isdigit() for part in text.split("."))
+        return not looks_numeric and len(text) <= 253 and _HOST_RE.match(text) is not None
+    return True
+
+
+def is_interface(text: str) -> bool:
+    """Linux interface names: at most 15 bytes, no slash (IFNAMSIZ)."""
+    return 0 < len(text.encode()) <= 15 and "/" not in text
