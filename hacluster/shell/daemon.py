@@ -35,8 +35,8 @@ from hacluster.core.effects import (
     PingReplied,
     Send,
     SendPings,
-    StopRequested,
     Stopped,
+    StopRequested,
     Tick,
 )
 from hacluster.core.ids import LinkName, NodeName
@@ -82,19 +82,27 @@ class Daemon:
         self.generation = generation.next_generation(Path(config.state_dir), config.hbgenmethod)
         if config.realtime:
             self._warnings += realtime.enable(config.rtprio)
-        settings = config.membership_settings(self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms())
+        settings = config.membership_settings(
+            self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
+        )
         self.core = Membership(settings, random.Random(), now_ms())
         for warning in config.warnings:
             logger.warning("config %s", warning)
         loop = asyncio.get_running_loop()
-        for sig, item in ((signal.SIGTERM, StopRequested()), (signal.SIGINT, StopRequested()), (signal.SIGHUP, _Reload())):
+        for sig, item in (
+            (signal.SIGTERM, StopRequested()),
+            (signal.SIGINT, StopRequested()),
+            (signal.SIGHUP, _Reload()),
+        ):
             loop.add_signal_handler(sig, self._enqueue, item)
         try:
             await self._open_links(settings.links)
             if settings.ping_nodes:
                 self._ping = PingLink(settings.ping_nodes, self._on_ping_reply)
                 await self._ping.open()
-            self._api = ApiServer(Path(config.api_socket), {"status": self._api_status, "ping": lambda _r: {"pong": True}})
+            self._api = ApiServer(
+                Path(config.api_socket), {"status": self._api_status, "ping": lambda _r: {"pong": True}}
+            )
             await self._api.start()
             self._execute(self.core.start(now_ms()))
             sdnotify.notify("READY=1")
@@ -136,7 +144,9 @@ class Daemon:
                         link.send(effect.data, effect.classic)
             elif isinstance(effect, Notice):
                 fields = " ".join(f"{k}={v}" for k, v in effect.fields)
-                logger.log(int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else "")
+                logger.log(
+                    int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else ""
+                )
             elif isinstance(effect, SendPings):
                 if self._ping is not None:
                     self._ping.send_pings()
@@ -176,7 +186,9 @@ class Daemon:
             for problem in exc.problems:
                 logger.error("config reload refused, keeping the running configuration: %s", problem)
             return
-        settings = config.membership_settings(self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms())
+        settings = config.membership_settings(
+            self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
+        )
         self.config = config
         logs.configure(
             node=self.node,
@@ -242,7 +254,12 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
                 "name": link.name,
                 "state": link.state,
                 "last_heard_ms_ago": link.last_heard_ms_ago,
-                "gap_ms": {"p50": link.gap_p50_ms, "p99": link.gap_p99_ms, "max": link.gap_max_ms, "samples": link.gap_samples},
+                "gap_ms": {
+                    "p50": link.gap_p50_ms,
+                    "p99": link.gap_p99_ms,
+                    "max": link.gap_max_ms,
+                    "samples": link.gap_samples,
+                },
             }
             for link in node.links
         ]

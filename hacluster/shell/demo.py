@@ -73,16 +73,29 @@ class DemoCluster:
         self.names = [f"n{i + 1}" for i in range(nodes)]
         port = _free_port()
         key = secrets.token_hex(24)
-        self.configs = {name: write_node_config(root, self.names, i, port, key) for i, name in enumerate(self.names)}
+        self.configs = {
+            name: write_node_config(root, self.names, i, port, key) for i, name in enumerate(self.names)
+        }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def socket_of(self, name: str) -> str:
         return str(self.root / name / "hacluster.sock")
 
     def start(self, name: str) -> None:
-        argv = [sys.executable, "-m", "hacluster.shell.main", "daemon", "--config", str(self.configs[name]), "--node", name]
+        argv = [
+            sys.executable,
+            "-m",
+            "hacluster.shell.main",
+            "daemon",
+            "--config",
+            str(self.configs[name]),
+            "--node",
+            name,
+        ]
         stderr = open(self.root / name / "stderr.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
         stderr.close()
 
     def status(self, name: str) -> dict[str, Any] | None:
@@ -129,7 +142,9 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
     cluster = DemoCluster(root, nodes)
     interrupted = False
     try:
-        print(f"Starting {nodes} nodes on loopback (keepalive {KEEPALIVE}, deadtime {DEADTIME}); files in {root}")
+        print(
+            f"Starting {nodes} nodes on loopback (keepalive {KEEPALIVE}, deadtime {DEADTIME}); files in {root}"
+        )
         for name in cluster.names:
             cluster.start(name)
         if not cluster.wait_all_active():
@@ -155,7 +170,11 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
             print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
             print(render.status_text(cluster.status(first) or {}))
         if duration_s > 0 or sys.stdin.isatty():
-            print("Live status (Ctrl-C to stop and clean up)" if duration_s <= 0 else f"Running {duration_s:g} s more")
+            print(
+                "Live status (Ctrl-C to stop and clean up)"
+                if duration_s <= 0
+                else f"Running {duration_s:g} s more"
+            )
             end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
             while time.monotonic() < end:
                 time.sleep(1.0)

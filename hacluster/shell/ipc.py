@@ -52,7 +52,9 @@ class ApiServer:
                     "stop it first or set a different api_socket in ha.cf"
                 )
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=REQUEST_BYTES_MAX)
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=REQUEST_BYTES_MAX
+        )
         os.chmod(self.path, 0o660)
         with contextlib.suppress(KeyError, PermissionError):
             os.chown(self.path, 0, grp.getgrnam(GROUP).gr_gid)
@@ -72,7 +74,9 @@ class ApiServer:
                 try:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
-                    await _reply(writer, _error("REQUEST_TOO_LARGE", f"a request is at most {REQUEST_BYTES_MAX} bytes"))
+                    await _reply(
+                        writer, _error("REQUEST_TOO_LARGE", f"a request is at most {REQUEST_BYTES_MAX} bytes")
+                    )
                     return
                 if not line:
                     return

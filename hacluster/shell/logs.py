@@ -39,7 +39,9 @@ def configure(
     if debugfile:
         handlers.append((logging.FileHandler(debugfile), logging.DEBUG))
     if logfacility and logfacility != "none" and os.path.exists("/dev/log"):
-        facility = logging.handlers.SysLogHandler.facility_names.get(logfacility, logging.handlers.SysLogHandler.LOG_DAEMON)
+        facility = logging.handlers.SysLogHandler.facility_names.get(
+            logfacility, logging.handlers.SysLogHandler.LOG_DAEMON
+        )
         syslog = logging.handlers.SysLogHandler(address="/dev/log", facility=facility)
         syslog.ident = "hacluster: "
         handlers.append((syslog, level))

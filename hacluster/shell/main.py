@@ -15,17 +15,25 @@ DEFAULT_CONFIG = "/etc/ha.d/ha.cf"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hacluster", description="Heartbeat-style cluster resource manager daemon")
+    parser = argparse.ArgumentParser(
+        prog="hacluster", description="Heartbeat-style cluster resource manager daemon"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     daemon = sub.add_parser("daemon", help="run the cluster daemon in the foreground")
-    daemon.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"path of ha.cf (default {DEFAULT_CONFIG})")
+    daemon.add_argument(
+        "--config", "-c", default=DEFAULT_CONFIG, help=f"path of ha.cf (default {DEFAULT_CONFIG})"
+    )
     daemon.add_argument("--node", "-n", help="this node's name (default: uname -n)")
-    daemon.add_argument("--check", action="store_true", help="validate ha.cf and authkeys, print warnings, and exit")
+    daemon.add_argument(
+        "--check", action="store_true", help="validate ha.cf and authkeys, print warnings, and exit"
+    )
     demo = sub.add_parser("demo", help="run a local demo cluster on loopback (no root needed)")
     demo.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's files after it ends")
     demo.add_argument("--no-kill", action="store_true", help="don't kill a node; just show the live status")
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    demo.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)"
+    )
     return parser
 
 
@@ -57,7 +65,11 @@ def _daemon(args: argparse.Namespace) -> int:
         print(f"{config.path}: configuration is valid for node {node}")
         return 0
     logs.configure(
-        node=node, debug=config.debug, logfile=config.logfile, debugfile=config.debugfile, logfacility=config.logfacility
+        node=node,
+        debug=config.debug,
+        logfile=config.logfile,
+        debugfile=config.debugfile,
+        logfacility=config.logfacility,
     )
     try:
         return asyncio.run(Daemon(config, node).run())

@@ -29,13 +29,17 @@ def enable(rtprio: int | None) -> list[str]:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         logger.info("real-time scheduling on policy=SCHED_FIFO rtprio=%d", priority)
     except (OSError, AttributeError) as exc:
-        warnings.append(f"realtime: cannot set SCHED_FIFO priority {priority} ({exc}); heartbeats may be late under load")
+        warnings.append(
+            f"realtime: cannot set SCHED_FIFO priority {priority} ({exc}); heartbeats may be late under load"
+        )
     libc_name = ctypes.util.find_library("c")
     if libc_name:
         libc = ctypes.CDLL(libc_name, use_errno=True)
         if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
             err = ctypes.get_errno()
-            warnings.append(f"realtime: cannot lock memory ({os.strerror(err)}); page faults may delay heartbeats")
+            warnings.append(
+                f"realtime: cannot lock memory ({os.strerror(err)}); page faults may delay heartbeats"
+            )
         else:
             logger.info("memory locked mlockall=current,future")
     for text in warnings:

@@ -1,0 +1,1 @@
+"""The asyncio shell: sockets, serial ports, timers and processes around the pure core."""
