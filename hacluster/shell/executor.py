@@ -522,6 +522,9 @@ class Executor:
             rc, reason, output = await asyncio.wait_for(asyncio.shield(done), req.timeout_ms / 1000)
         except TimeoutError:
             self._abandoned_threads += 1
+            # Whatever the thread delivers later is dropped, exceptions included, without the
+            # loop complaining that nobody retrieved them.
+            done.add_done_callback(lambda f: f.cancelled() or f.exception())
             logger.warning(
                 "in-process agent timed out; its thread is abandoned and may still be running "
                 "resource=%s action=%s thread=%s timeout_ms=%d",

@@ -9,6 +9,7 @@ for their ``preexec``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -26,7 +27,7 @@ def enable(rtprio: int | None) -> list[str]:
     warnings = []
     priority = DEFAULT_RTPRIO if rtprio is None else rtprio
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
         logger.info("real-time scheduling on policy=SCHED_FIFO rtprio=%d", priority)
     except (OSError, AttributeError) as exc:
         warnings.append(
@@ -49,7 +50,5 @@ def enable(rtprio: int | None) -> list[str]:
 
 def reset_for_child() -> None:
     """In a forked child before exec: back to normal scheduling."""
-    try:
+    with contextlib.suppress(OSError):
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except OSError:
-        pass
