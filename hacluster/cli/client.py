@@ -40,7 +40,9 @@ def _api_socket_of(path: Path) -> str:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise CliError("CONFIG_UNREADABLE", f"{path}: cannot read ({exc.strerror}); check --config", 2) from exc
+        raise CliError(
+            "CONFIG_UNREADABLE", f"{path}: cannot read ({exc.strerror}); check --config", 2
+        ) from exc
     for line in text.splitlines():
         match = re.match(r"\s*api_socket\s+(\S+)", line)
         if match:
@@ -61,7 +63,8 @@ def request(path: str, command: str, timeout_s: float = 5.0, **args: Any) -> dic
             ) from None
         except PermissionError:
             raise CliError(
-                "PERMISSION_DENIED", f"{path}: permission denied; run as root or as a member of group haclient"
+                "PERMISSION_DENIED",
+                f"{path}: permission denied; run as root or as a member of group haclient",
             ) from None
         except OSError as exc:
             raise CliError("DAEMON_UNREACHABLE", f"{path}: {exc.strerror}; is the daemon running?") from None

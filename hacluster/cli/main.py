@@ -6,24 +6,72 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from hacluster.cli import render
 from hacluster.cli.client import CliError, request, resolve_socket
 
+Runner = Callable[[argparse.Namespace, str], str]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hacrm", description="Query and operate a hacluster cluster")
-    parser.add_argument("--socket", "-s", help="the daemon's API socket (else $HACLUSTER_SOCKET, else api_socket of --config)")
+    parser.add_argument(
+        "--socket", "-s", help="the daemon's API socket (else $HACLUSTER_SOCKET, else api_socket of --config)"
+    )
     parser.add_argument("--config", "-c", help="ha.cf whose api_socket to use")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    status = sub.add_parser("status", help="nodes, their states and links")
+
+    status = sub.add_parser("status", help="nodes, links and resources at a glance")
     status.add_argument("--json", action="store_true", help="print the status document as JSON")
     status.set_defaults(run=_status)
-    node = sub.add_parser("node", help="node commands")
+
+    node = sub.add_parser("node", help="node commands: list, standby, online")
     node_sub = node.add_subparsers(dest="node_command", required=True, metavar="NODE_COMMAND")
     node_list = node_sub.add_parser("list", help="every node with its state")
     node_list.add_argument("--json", action="store_true", help="print JSON")
     node_list.set_defaults(run=_node_list)
+    for name, command, text in (
+        ("standby", "node_standby", "move every resource off NODE and keep them off"),
+        ("online", "node_online", "let NODE run resources again"),
+    ):
+        p = node_sub.add_parser(name, help=text)
+        p.add_argument("node", metavar="NODE")
+        p.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+        p.set_defaults(run=_change(command, lambda a: {"node": a.node}))
+
+    resource = sub.add_parser("resource", help="resource commands: list, start, stop, move, unmove, cleanup")
+    rsc_sub = resource.add_subparsers(dest="resource_command", required=True, metavar="RESOURCE_COMMAND")
+    rsc_list = rsc_sub.add_parser("list", help="every resource with its state and node")
+    rsc_list.add_argument("--json", action="store_true", help="print JSON")
+    rsc_list.set_defaults(run=_resource_list)
+    for name, command, text in (
+        ("start", "resource_start", "let the cluster run ID (clears target-role=Stopped)"),
+        ("stop", "resource_stop", "stop ID everywhere and keep it stopped (target-role=Stopped)"),
+        ("unmove", "resource_unmove", "remove the move or pin constraint of ID"),
+    ):
+        p = rsc_sub.add_parser(name, help=text)
+        p.add_argument("resource", metavar="ID")
+        p.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+        p.set_defaults(run=_change(command, lambda a: {"resource": a.resource}))
+    mv = rsc_sub.add_parser("move", help="move ID to NODE once (use --pin to keep it there)")
+    mv.add_argument("resource", metavar="ID")
+    mv.add_argument("node", metavar="NODE")
+    mv.add_argument("--pin", action="store_true", help="keep a named constraint (cli-prefer-ID) until unmove")
+    mv.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    mv.set_defaults(
+        run=_change("resource_move", lambda a: {"resource": a.resource, "node": a.node, "pin": a.pin})
+    )
+    cl = rsc_sub.add_parser("cleanup", help="forget failures of ID (all resources if omitted) and re-probe")
+    cl.add_argument("resource", metavar="ID", nargs="?", default="")
+    cl.add_argument("--node", default="", help="only on this node")
+    cl.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    cl.set_defaults(run=_change("resource_cleanup", lambda a: {"resource": a.resource, "node": a.node}))
+
+    configure = sub.add_parser("configure", help="configuration commands: show")
+    cfg_sub = configure.add_subparsers(dest="configure_command", required=True, metavar="CONFIGURE_COMMAND")
+    show = cfg_sub.add_parser("show", help="print the cluster configuration in crm syntax")
+    show.set_defaults(run=_configure_show)
     return parser
 
 
@@ -39,9 +87,32 @@ def _node_list(args: argparse.Namespace, socket_path: str) -> str:
     return "\n".join(render.node_table(doc["nodes"], with_links=False)) + "\n"
 
 
+def _resource_list(args: argparse.Namespace, socket_path: str) -> str:
+    doc = request(socket_path, "status")
+    if args.json:
+        return json.dumps({"resources": doc["resources"], "groups": doc["groups"]}, indent=2) + "\n"
+    return "\n".join(render.resource_lines(doc)) + "\n"
+
+
+def _configure_show(_args: argparse.Namespace, socket_path: str) -> str:
+    return str(request(socket_path, "configure_show")["text"])
+
+
+def _change(command: str, make_args: Callable[[argparse.Namespace], dict[str, Any]]) -> Runner:
+    def run(args: argparse.Namespace, socket_path: str) -> str:
+        answer = request(socket_path, command, dry_run=args.dry_run, **make_args(args))
+        if answer.get("dry_run"):
+            return f"dry run: nothing changed (configuration would go from epoch {answer.get('epoch')} to {answer.get('would_be_epoch', answer.get('epoch'))})\n"
+        if "epoch" in answer:
+            return f"done: configuration epoch {answer['epoch']}\n"
+        return "done\n"
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace, str], str] = args.run
+    run: Runner = args.run
     try:
         socket_path = resolve_socket(args.socket, args.config)
         sys.stdout.write(run(args, socket_path))

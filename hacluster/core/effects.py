@@ -93,6 +93,8 @@ class NodeStateChanged:
     old: str
     new: str
     reason: str
+    graceful: bool = False
+    """For ``dead``: the node said goodbye (``shutdone``), so it runs nothing any more."""
 
 
 @dataclass(frozen=True, slots=True)

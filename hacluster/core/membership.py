@@ -105,6 +105,8 @@ class _Peer:
     last_heard_ms: int | None = None
     last_status_ms: int | None = None
     late_warned: bool = False
+    status_seq: int = 0
+    """``seq`` of the status that set ``state``; an older one (retransmitted, late) must not."""
     stopped_generation: int | None = None
     """Generation that said goodbye (``shutdone``); its later packets are ignored."""
 
@@ -225,8 +227,9 @@ class Membership:
                     deadline = min(deadline, link.last_heard_ms + interval + 1)
             if peer.last_status_ms is not None and not peer.late_warned:
                 deadline = min(deadline, peer.last_status_ms + self._s.warntime_ms + 1)
-            for due in peer.missing.values():
-                deadline = min(deadline, due)
+            if peer.state in ("up", "active"):  # as _request_retransmissions: else a past due spins
+                for due in peer.missing.values():
+                    deadline = min(deadline, due)
         for ping in self._pings.values():
             if ping.state == "ping" and ping.last_heard_ms is not None:
                 deadline = min(deadline, ping.last_heard_ms + self._s.deadping_ms + 1)
@@ -402,6 +405,7 @@ class Membership:
             )
         peer.generation = generation
         peer.last_seq = None
+        peer.status_seq = 0
         peer.missing.clear()
         peer.protocol = False
         for link in peer.links.values():
@@ -492,6 +496,10 @@ class Membership:
             self._send(out, reply, now_ms)
 
     def _on_status(self, peer: _Peer, fields: dict[str, str], now_ms: int, out: list[Effect]) -> None:
+        seq = _parse_hex(fields.get("seq", "")) or 0
+        if seq < peer.status_seq:
+            return  # a missing status retransmitted or arriving late: a newer one already counted
+        peer.status_seq = seq
         if "protocol" in fields:
             peer.protocol = True
         dt = _parse_hex(fields.get("dt", ""))
@@ -745,7 +753,12 @@ class Membership:
                 (("node", peer.name), ("old", old), ("new", new)),
             )
         )
-        out.append(NodeStateChanged(peer.name, old, new, reason))
+        graceful = (
+            new == "dead"
+            and peer.stopped_generation is not None
+            and peer.stopped_generation == peer.generation
+        )
+        out.append(NodeStateChanged(peer.name, old, new, reason, graceful))
 
     def _set_ping_state(self, ping: _PingPeer, new: NodeState, reason: str, out: list[Effect]) -> None:
         old, ping.state = ping.state, new

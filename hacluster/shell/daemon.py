@@ -1,13 +1,17 @@
-"""The daemon: a thin asyncio shell around the pure membership core.
+"""The daemon: a thin asyncio shell around the pure node core.
 
 Theory of operation
 -------------------
-Link readers, signal handlers and the API put *inputs* on one queue.  A single driver task
-takes them one at a time, feeds them to the core with the monotonic time, and carries out
-the effects the core returns: bytes to send, log lines, state changes.  Nothing else
-touches the core.  When no input arrives before the core's next deadline, the driver feeds
-it a ``Tick``; and since a flood of packets must never starve the timers, a due deadline is
-served before the next queued input.
+Link readers, agent tasks, signal handlers and the API put *inputs* on one queue.  A single
+driver task takes them one at a time, feeds them to the core with the monotonic time, and
+carries out the effects the core returns: bytes to send, agents to run, configuration to
+persist, log lines.  Nothing else touches the core.  When no input arrives before the core's
+next deadline, the driver feeds it a ``Tick``; and since a flood of packets must never starve
+the timers, a due deadline is served before the next queued input.
+
+Slow work runs beside the driver: an agent operation is a task whose result comes back as
+an ``AgentFinished`` input.  Operator requests from the API are queued like everything else
+and answered when the driver has applied them.
 
 The queue is bounded: when peers (or an attacker) send faster than the core can verify,
 packets beyond the bound are dropped and counted, and memory stays flat.
@@ -18,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import signal
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hacluster.config import LoadedConfig, load_config
+from hacluster.config.cluster import ResourceSource, load_resources
+from hacluster.core.cib import ClusterConfig
+from hacluster.core.crm import ConfigAdopted, RmSettings
 from hacluster.core.effects import (
     Input,
     NodeStateChanged,
@@ -40,13 +47,16 @@ from hacluster.core.effects import (
     Tick,
 )
 from hacluster.core.ids import LinkName, NodeName
-from hacluster.core.membership import Membership
+from hacluster.core.lrm import AgentFinished, RunAgent
+from hacluster.core.node import NodeCore
 from hacluster.core.settings import LinkSpec
-from hacluster.errors import ConfigError
-from hacluster.shell import generation, logs, realtime, sdnotify
-from hacluster.shell.ipc import ApiServer
+from hacluster.errors import ConfigError, HAClusterError
+from hacluster.shell import cibstore, generation, logs, realtime, sdnotify
+from hacluster.shell.executor import AgentSpec, Executor, OpRequest
+from hacluster.shell.ipc import ApiError, ApiServer
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
+from hacluster.shell.status import status_document
 
 logger = logging.getLogger(__name__)
 
@@ -62,32 +72,81 @@ class _Reload:
     """SIGHUP: re-read the configuration."""
 
 
+@dataclass(slots=True)
+class _Operator:
+    """An API request that changes the core; applied by the driver, answered via ``done``."""
+
+    apply: Callable[[int], dict[str, Any]]
+    done: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+QueueItem = Input | AgentFinished | _Reload | _Operator
+
+
+class _InProcessAgent:
+    """Calls one of our agent classes in the daemon's worker thread."""
+
+    def __init__(self, agent_cls: Any) -> None:
+        self._agent_cls = agent_cls
+
+    def __call__(self, action: str, env: Mapping[str, str]) -> tuple[int, str | None, str]:
+        result = self._agent_cls().run(action, env)
+        return int(result.rc), result.exit_reason, result.output
+
+
+def in_process_agents() -> dict[tuple[str, str], Callable[[str, Mapping[str, str]], tuple[int, str | None, str]]]:
+    """Our own agents run inside the daemon: no interpreter start on the failover path."""
+    from hacluster.agents import AGENTS
+
+    return {("hacluster", name): _InProcessAgent(agent_cls) for name, agent_cls in AGENTS.items()}
+
+
 class Daemon:
-    def __init__(self, config: LoadedConfig, node: str) -> None:
+    def __init__(self, config: LoadedConfig, node: str, resources: ResourceSource | None = None) -> None:
         self.config = config
         self.node = NodeName(node)
-        self._queue: asyncio.Queue[Input | _Reload] = asyncio.Queue(QUEUE_MAX)
+        self.resources = resources if resources is not None else load_resources(config)
+        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue(QUEUE_MAX)
         self._links: dict[LinkName, Link] = {}
         self._ping: PingLink | None = None
         self._queue_overflows = 0
         self._started_ms = now_ms()
-        self._warnings: list[str] = list(config.warnings)
+        self._warnings: list[str] = list(config.warnings) + list(self.resources.warnings)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.generation = 0
-        self.core: Membership | None = None
+        self.core: NodeCore | None = None
         self._api: ApiServer | None = None
+        self.executor = Executor(
+            node_name=node,
+            ocf_roots=(Path("/usr/lib/ocf"),),
+            rsc_tmp=Path(config.state_dir) / "rsctmp",
+            in_process=in_process_agents(),
+        )
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
         config = self.config
-        self.generation = generation.next_generation(Path(config.state_dir), config.hbgenmethod)
+        state_dir = Path(config.state_dir)
+        self.generation = generation.next_generation(state_dir, config.hbgenmethod)
         if config.realtime:
             self._warnings += realtime.enable(config.rtprio)
         settings = config.membership_settings(
             self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
         )
-        self.core = Membership(settings, random.Random(), now_ms())
-        for warning in config.warnings:
+        cluster_config = cibstore.initial_config(state_dir, self.resources)
+        rm_settings = RmSettings(
+            node=self.node,
+            nodes=tuple(NodeName(n) for n in config.nodes),
+            refresh_ms=max(200, min(2000, 10 * config.keepalive_ms)),
+            fencing_devices=len(config.stonith) + len(config.stonith_host),
+        )
+        self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
+        for warning in self._warnings:
             logger.warning("config %s", warning)
+        for warning in self.core.rm.warnings():
+            logger.warning("%s", warning)
         loop = asyncio.get_running_loop()
         for sig, item in (
             (signal.SIGTERM, StopRequested()),
@@ -100,9 +159,9 @@ class Daemon:
             if settings.ping_nodes:
                 self._ping = PingLink(settings.ping_nodes, self._on_ping_reply)
                 await self._ping.open()
-            self._api = ApiServer(
-                Path(config.api_socket), {"status": self._api_status, "ping": lambda _r: {"pong": True}}
-            )
+            from hacluster.shell.api import api_handlers
+
+            self._api = ApiServer(Path(config.api_socket), api_handlers(self))
             await self._api.start()
             self._execute(self.core.start(now_ms()))
             sdnotify.notify("READY=1")
@@ -133,32 +192,98 @@ class Daemon:
                 item = queue.get_nowait()
             if isinstance(item, _Reload):
                 self._reload()
-                continue
-            self._execute(core.handle(item, now_ms()))
+            elif isinstance(item, _Operator):
+                self._apply_operator(item)
+            else:
+                self._execute(core.handle(item, now_ms()))
 
-    def _execute(self, effects: list[Any]) -> None:
+    def _apply_operator(self, item: _Operator) -> None:
+        try:
+            result = item.apply(now_ms())
+        except HAClusterError as exc:
+            if not item.done.done():
+                item.done.set_exception(exc)
+            return
+        if not item.done.done():
+            item.done.set_result(result)
+
+    async def operate(self, apply: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``apply(now_ms)`` in the driver (the only place the core changes); await its answer."""
+        item = _Operator(apply)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            raise ApiError("BUSY", "the daemon's input queue is full; try again") from None
+        return await item.done
+
+    def execute(self, effects: list[object]) -> None:
+        """Carry out effects produced while applying an operator request."""
+        self._execute(effects)
+
+    def _execute(self, effects: list[object]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 for link in self._links.values():
                     if effect.link is None or effect.link == link.name:
                         link.send(effect.data, effect.classic)
+            elif isinstance(effect, RunAgent):
+                task = asyncio.get_running_loop().create_task(self._run_agent(effect))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             elif isinstance(effect, Notice):
                 fields = " ".join(f"{k}={v}" for k, v in effect.fields)
                 logger.log(
                     int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else ""
                 )
+            elif isinstance(effect, ConfigAdopted):
+                cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
             elif isinstance(effect, SendPings):
                 if self._ping is not None:
                     self._ping.send_pings()
             elif isinstance(effect, NodeStateChanged | Stopped):
-                pass  # membership listeners (resource manager) subscribe here later
-            else:  # pragma: no cover - the Effect union is closed
+                pass  # already logged by the core's Notice; nothing to do in the shell
+            else:  # pragma: no cover - the effect unions are closed
                 raise AssertionError(f"unknown effect {effect!r}")
 
-    def _enqueue(self, item: Input | _Reload) -> None:
+    async def _run_agent(self, request: RunAgent) -> None:
+        primitive = request.primitive
+        spec = AgentSpec(
+            agent_class=primitive.agent_class,
+            provider=primitive.provider,
+            type=primitive.type,
+            params=primitive.params,
+            args=primitive.args,
+        )
+        op = OpRequest(
+            resource=request.resource,
+            spec=spec,
+            action=request.action,
+            timeout_ms=request.timeout_ms,
+            interval_ms=request.interval_ms,
+            depth=request.depth,
+        )
+        result = await self.executor.run(op)
+        finished = AgentFinished(
+            call_id=request.call_id,
+            resource=request.resource,
+            action=request.action,
+            interval_ms=request.interval_ms,
+            rc=result.rc,
+            exit_reason=result.exit_reason,
+            timed_out=result.timed_out,
+            duration_ms=result.duration_ms,
+        )
+        self._enqueue(finished, must=True)
+
+    def _enqueue(self, item: QueueItem, must: bool = False) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
+            if must:  # an agent result is never dropped: wait for room instead
+                task = asyncio.get_running_loop().create_task(self._queue.put(item))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
             self._queue_overflows += 1
             if self._queue_overflows in (1, 10, 100) or self._queue_overflows % 1000 == 0:
                 logger.warning("input queue full, packet dropped overflows=%d", self._queue_overflows)
@@ -179,9 +304,11 @@ class Daemon:
             logger.info("link open name=%s kind=%s device=%s", spec.name, spec.kind.value, spec.device)
 
     def _reload(self) -> None:
-        assert self.core is not None
+        core = self.core
+        assert core is not None
         try:
             config = load_config(self.config.path, self.node)
+            resources = load_resources(config)
         except ConfigError as exc:
             for problem in exc.problems:
                 logger.error("config reload refused, keeping the running configuration: %s", problem)
@@ -197,8 +324,18 @@ class Daemon:
             debugfile=config.debugfile,
             logfacility=config.logfacility,
         )
-        self._execute(self.core.reconfigure(settings, now_ms()))
-        asyncio.get_running_loop().create_task(self._relink(settings.links))
+        self._execute(list(core.membership.reconfigure(settings, now_ms())))
+        if resources.digest != self.resources.digest:
+            current = core.rm.config
+            from dataclasses import replace
+
+            new: ClusterConfig = replace(resources.config, epoch=current.epoch + 1)
+            self.resources = resources
+            logger.info("resource file changed: proposing configuration epoch=%d", new.epoch)
+            self._execute(core.propose_config(new, now_ms()))
+        task = asyncio.get_running_loop().create_task(self._relink(settings.links))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _relink(self, specs: tuple[LinkSpec, ...]) -> None:
         wanted = {spec.name: spec for spec in specs}
@@ -208,10 +345,12 @@ class Daemon:
                 logger.info("link closed name=%s reason=reconfigured", name)
         try:
             await self._open_links(tuple(spec for name, spec in wanted.items() if name not in self._links))
-        except OSError as exc:
+        except (OSError, HAClusterError) as exc:
             logger.error("link open failed after reload error=%s", exc)
 
     async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for link in self._links.values():
             with contextlib.suppress(Exception):
                 await link.close()
@@ -221,10 +360,9 @@ class Daemon:
         if self._api is not None:
             await self._api.close()
 
-    # --- the API --------------------------------------------------------------------------
+    # --- read-only views for the API ------------------------------------------------------
 
-    def _api_status(self, _request: dict[str, Any]) -> dict[str, Any]:
-        assert self.core is not None
+    def status(self) -> dict[str, Any]:
         return status_document(self, now_ms())
 
     def link_counters(self) -> list[dict[str, Any]]:
@@ -232,7 +370,10 @@ class Daemon:
 
     @property
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        out = list(self._warnings)
+        if self.core is not None:
+            out += self.core.rm.warnings()
+        return out
 
     @property
     def queue_overflows(self) -> int:
@@ -241,62 +382,3 @@ class Daemon:
     @property
     def uptime_ms(self) -> int:
         return now_ms() - self._started_ms
-
-
-def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
-    """The JSON document ``hacrm status --json`` prints; its shape is in docs/status-json.md."""
-    assert daemon.core is not None
-    stats = daemon.core.statistics(at_ms)
-    nodes = []
-    for node in stats.nodes:
-        links = [
-            {
-                "name": link.name,
-                "state": link.state,
-                "last_heard_ms_ago": link.last_heard_ms_ago,
-                "gap_ms": {
-                    "p50": link.gap_p50_ms,
-                    "p99": link.gap_p99_ms,
-                    "max": link.gap_max_ms,
-                    "samples": link.gap_samples,
-                },
-            }
-            for link in node.links
-        ]
-        nodes.append(
-            {
-                "name": node.name,
-                "state": node.state,
-                "type": node.type,
-                "local": node.name == stats.node,
-                "generation": node.generation,
-                "dead_interval_ms": node.dead_interval_ms,
-                "last_heard_ms_ago": node.last_heard_ms_ago,
-                "recommended_deadtime_ms": node.recommended_deadtime_ms,
-                "links": links,
-            }
-        )
-    return {
-        "cluster": {
-            "node": stats.node,
-            "state": stats.state,
-            "generation": stats.generation,
-            "comm_up": stats.comm_up,
-            "keepalive_ms": stats.keepalive_ms,
-            "deadtime_ms": stats.deadtime_ms,
-            "pid": os.getpid(),
-            "uptime_ms": daemon.uptime_ms,
-            "config": str(daemon.config.path),
-        },
-        "nodes": nodes,
-        "links": daemon.link_counters(),
-        "packets": {
-            "received": stats.received,
-            "sent": stats.sent,
-            "dropped": dict(stats.dropped),
-            "queue_overflows": daemon.queue_overflows,
-            "retransmit_requests_sent": stats.retransmit_requests_sent,
-            "retransmissions_sent": stats.retransmissions_sent,
-        },
-        "warnings": daemon.warnings,
-    }

@@ -24,6 +24,14 @@ from typing import Any
 from hacluster.cli import render
 from hacluster.cli.client import CliError, request
 
+DEMO_RESOURCES = """\
+# written by `hacluster demo`: a group of two Dummy resources (no root needed)
+primitive web ocf:hacluster:Dummy op monitor interval=1s timeout=5s
+primitive app ocf:hacluster:Dummy op monitor interval=1s timeout=5s
+group service web app
+# The demo has no fencing device; a real cluster needs one (see docs/operator-guide.md).
+property stonith-enabled=false
+"""
 KEEPALIVE = "100ms"
 DEADTIME = "500ms"
 
@@ -56,6 +64,7 @@ def write_node_config(root: Path, names: list[str], index: int, port: int, key: 
         f"api_socket {node_dir / 'hacluster.sock'}",
         f"state_dir {node_dir / 'state'}",
     ]
+    (node_dir / "resources.crm").write_text(DEMO_RESOURCES)
     hacf = node_dir / "ha.cf"
     hacf.write_text("\n".join(lines) + "\n")
     authkeys = node_dir / "authkeys"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import inspect
 import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 REQUEST_BYTES_MAX = 64 * 1024
 GROUP = "haclient"
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 
 class ApiError(HAClusterError):
@@ -80,7 +81,7 @@ class ApiServer:
                     return
                 if not line:
                     return
-                await _reply(writer, self._dispatch(line))
+                await _reply(writer, await self._dispatch(line))
         except (ConnectionError, BrokenPipeError):
             return
         finally:
@@ -88,7 +89,7 @@ class ApiServer:
             with contextlib.suppress(ConnectionError, BrokenPipeError):
                 await writer.wait_closed()
 
-    def _dispatch(self, line: bytes) -> dict[str, Any]:
+    async def _dispatch(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
         except (ValueError, UnicodeDecodeError):
@@ -100,9 +101,14 @@ class ApiServer:
             known = ", ".join(sorted(self._handlers))
             return _error("UNKNOWN_COMMAND", f"unknown command {request['command']!r}; known: {known}")
         try:
-            return {"ok": True, "result": handler(request)}
+            result = handler(request)
+            if inspect.isawaitable(result):
+                result = await result
+            return {"ok": True, "result": result}
         except ApiError as exc:
             return _error(exc.code, str(exc))
+        except HAClusterError as exc:
+            return _error(getattr(exc, "code", "REFUSED"), str(exc))
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -48,21 +48,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _daemon(args: argparse.Namespace) -> int:
     from hacluster.config import default_node_name, load_config
+    from hacluster.config.cluster import load_resources
     from hacluster.shell import logs
     from hacluster.shell.daemon import Daemon
 
     node = (args.node or default_node_name()).lower()
     try:
         config = load_config(args.config, node)
+        resources = load_resources(config)
     except ConfigError as exc:
         print(f"hacluster: {len(exc.problems)} problem(s) in the configuration:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     if args.check:
-        for warning in config.warnings:
+        for warning in [*config.warnings, *resources.warnings]:
             print(f"warning: {warning}", file=sys.stderr)
-        print(f"{config.path}: configuration is valid for node {node}")
+        where = f" and {resources.path}" if resources.path else " (no resource file)"
+        print(f"{config.path}{where}: configuration is valid for node {node}")
         return 0
     logs.configure(
         node=node,
@@ -72,7 +75,7 @@ def _daemon(args: argparse.Namespace) -> int:
         logfacility=config.logfacility,
     )
     try:
-        return asyncio.run(Daemon(config, node).run())
+        return asyncio.run(Daemon(config, node, resources).run())
     except HAClusterError as exc:
         logger.critical("daemon stopped: %s", exc)
         return 1

@@ -1,0 +1,82 @@
+"""The resource configuration beside ha.cf: ``resources.crm`` or Heartbeat's ``haresources``.
+
+Exactly one of them may exist (both is an error that names the two files).  Neither is
+fine: the cluster then manages membership only.  A ``haresources`` cluster runs as Heartbeat
+did, without fencing; ``stonith``/``stonith_host`` lines in ha.cf count as fencing devices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hacluster.config.haresources import parse_haresources
+from hacluster.config.model import LoadedConfig
+from hacluster.config.resources_crm import parse_resources_crm
+from hacluster.core.cib import ClusterConfig
+from hacluster.errors import ConfigError
+
+RESOURCES_CRM = "resources.crm"
+HARESOURCES = "haresources"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSource:
+    config: ClusterConfig
+    path: Path | None
+    """The file it came from; None when there is no resource file."""
+    digest: str
+    """sha256 of the file's bytes ("" without a file): tells a changed file from the stored copy."""
+    warnings: tuple[str, ...] = field(default=())
+
+
+def empty_config() -> ClusterConfig:
+    return ClusterConfig(
+        epoch=0,
+        primitives=(),
+        groups=(),
+        locations=(),
+        colocations=(),
+        orders=(),
+        properties=(),
+        rsc_defaults=(),
+        op_defaults=(),
+        source="none",
+    )
+
+
+def load_resources(loaded: LoadedConfig, *, check_scripts: bool = True) -> ResourceSource:
+    """Read whichever resource file sits beside ha.cf; ``ConfigError`` lists every problem."""
+    directory = Path(loaded.directory)
+    crm, hares = directory / RESOURCES_CRM, directory / HARESOURCES
+    if crm.exists() and hares.exists():
+        raise ConfigError(
+            [
+                f"{crm}: both {RESOURCES_CRM} and {HARESOURCES} exist in {directory}; "
+                f"keep one (resources.crm is the richer format; haresources is read as Heartbeat did)"
+            ]
+        )
+    for path in (crm, hares):
+        if path.exists():
+            try:
+                data = path.read_bytes()
+                text = data.decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    [f"{path}: cannot read it ({exc}); check its permissions and encoding"]
+                ) from exc
+            digest = hashlib.sha256(data).hexdigest()
+            warnings: list[str] = []
+            if path == crm:
+                config = parse_resources_crm(text, str(path))
+            else:
+                config = parse_haresources(
+                    text,
+                    str(path),
+                    auto_failback=loaded.auto_failback,
+                    check_scripts=check_scripts,
+                    warnings=warnings,
+                )
+            return ResourceSource(config, path, digest, tuple(warnings))
+    return ResourceSource(empty_config(), None, "")

@@ -1,0 +1,748 @@
+"""The cluster resource manager: DC, replicated configuration, plans, local reconciliation.
+
+Theory of operation
+-------------------
+Every node runs this same state machine; it is level-triggered, so a lost or repeated
+message can delay a decision but never make it wrong.
+
+- **Reports.**  Each node broadcasts ``hac_state``: the local state of every resource, fail
+  counts, whether its start-up probes are done, whether it is leaving, and the epoch and
+  digest of its configuration.  It sends one whenever that changes and again every
+  ``refresh_ms``.
+- **Configuration.**  One versioned document (``ClusterConfig``).  A node that sees a peer
+  report an older version sends its own in ``hac_cfg``; a node adopts a received document
+  when its ``(epoch, digest)`` is greater, so every member converges on one version and a
+  conflict (two edits with the same epoch) is resolved the same way everywhere.
+- **DC.**  The member with the lowest name is the designated coordinator.  Once every member
+  has reported, probed everything and agrees on the configuration, the DC computes
+  ``placement.place`` then ``transition.make_plan`` and broadcasts the result (``hac_plan``).
+  Nodes act only on the plan of the DC they themselves see.
+- **Reconciliation.**  Each node starts what the plan gives it (after its prerequisites are
+  started), stops what it runs that the plan does not give it (after its dependents are
+  stopped), recovers failures, and runs recurring monitors.  One operation per resource.
+
+Inputs come from ``node.py``: membership changes, delivered ``hac_*`` messages, agent
+results and operator requests.  Outputs are ``RunAgent``, ``Broadcast``, ``ConfigAdopted``
+and ``Notice`` effects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hacluster.core.cib import INFINITY, ClusterConfig, Primitive
+from hacluster.core.edits import completed_moves, drop_locations
+from hacluster.core.effects import Level, MessageDelivered, NodeStateChanged, Notice
+from hacluster.core.ids import NodeName
+from hacluster.core.lrm import (
+    MAYBE_ACTIVE,
+    AgentFinished,
+    LocalResource,
+    LocalState,
+    RunAgent,
+    apply_result,
+    expire_failures,
+    op_timeout_ms,
+    recurring_monitor,
+)
+from hacluster.core.placement import PlacementInput, place
+from hacluster.core.transition import Plan, dependencies, make_plan
+
+STATE_MSG: Final = "hac_state"
+PLAN_MSG: Final = "hac_plan"
+CONFIG_MSG: Final = "hac_cfg"
+CLEANUP_MSG: Final = "hac_cleanup"
+CONFIG_RESEND_MS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send an upper-layer message to every node (membership sequences and signs it)."""
+
+    mtype: str
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAdopted:
+    """A new configuration version is in force; the shell persists it in the state dir."""
+
+    config: ClusterConfig
+    source: NodeName
+
+
+@dataclass(frozen=True, slots=True)
+class RmSettings:
+    node: NodeName
+    nodes: tuple[NodeName, ...]
+    refresh_ms: int = 1000
+    fencing_devices: int = 0
+    """Fencing devices configured outside the resource configuration (ha.cf ``stonith``)."""
+    shutdown_timeout_ms: int = 120_000
+
+
+@dataclass(slots=True)
+class _PeerReport:
+    epoch: int = -1
+    digest: str = ""
+    probed: bool = False
+    leaving: bool = False
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _state_of(entry: dict[str, Any] | None) -> LocalState:
+    if not entry:
+        return LocalState.UNKNOWN
+    try:
+        return LocalState(entry.get("s", "unknown"))
+    except ValueError:
+        return LocalState.UNKNOWN
+
+
+class ResourceManager:
+    def __init__(self, settings: RmSettings, config: ClusterConfig, now_ms: int) -> None:
+        self._s = settings
+        self.config = config
+        self._local: dict[str, LocalResource] = {}
+        self._primitives: dict[str, Primitive] = {}
+        self._reports: dict[NodeName, _PeerReport] = {}
+        self._members: frozenset[NodeName] = frozenset()
+        self._clean_exits: set[NodeName] = set()
+        self._plan: Plan | None = None
+        self._plan_from: NodeName | None = None
+        self._plan_id = 0
+        self._sent_plan: str = ""
+        self._sent_report: str = ""
+        self._next_refresh_ms = now_ms
+        self._config_sent_ms: dict[tuple[NodeName, int], int] = {}
+        self._call_id = 0
+        self._leaving = False
+        self._leave_deadline_ms: int | None = None
+        self._done = False
+        self._dc: NodeName | None = None
+        self._digest = ""
+        self._adopt(config, settings.node, now_ms, announce=False)
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def dc(self) -> NodeName | None:
+        return self._dc
+
+    @property
+    def plan(self) -> Plan | None:
+        return self._plan
+
+    @property
+    def shutdown_complete(self) -> bool:
+        """Leaving, and nothing of ours may still be running."""
+        return self._done
+
+    def local_state(self, rsc: str) -> LocalState | None:
+        resource = self._local.get(rsc)
+        return None if resource is None else resource.state
+
+    def observed(self) -> dict[str, dict[NodeName, LocalState]]:
+        """Resource → node → state, from our own state and every peer's last report."""
+        out: dict[str, dict[NodeName, LocalState]] = {}
+        for rsc, resource in self._local.items():
+            out.setdefault(rsc, {})[self._s.node] = resource.state
+        for node, report in self._reports.items():
+            for rsc, entry in report.states.items():
+                out.setdefault(rsc, {})[node] = _state_of(entry)
+        return out
+
+    def failcounts(self) -> dict[tuple[str, NodeName], int]:
+        counts = {(rsc, self._s.node): r.failcount for rsc, r in self._local.items() if r.failcount}
+        for node, report in self._reports.items():
+            for rsc, entry in report.states.items():
+                count = entry.get("fc")
+                if isinstance(count, int) and count > 0:
+                    counts[(rsc, node)] = min(INFINITY, count)
+        return counts
+
+    def resource_details(self) -> dict[str, dict[NodeName, dict[str, Any]]]:
+        """Every node's last report per resource (ours included), for status and ``why``."""
+        out: dict[str, dict[NodeName, dict[str, Any]]] = {}
+        for rsc, resource in self._local.items():
+            out.setdefault(rsc, {})[self._s.node] = resource.report()
+        for node, report in self._reports.items():
+            for rsc, entry in report.states.items():
+                out.setdefault(rsc, {})[node] = entry
+        return out
+
+    def has_quorum(self) -> bool:
+        total = len(self._s.nodes)
+        if total <= 2:
+            return True
+        return 2 * len(self._members) > total
+
+    def fencing_configured(self) -> bool:
+        if self._s.fencing_devices > 0:
+            return True
+        return any(p.agent_class == "stonith" for p in self.config.primitives)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if not self.config.is_stonith_enabled():
+            out.append(
+                "fencing is disabled (stonith-enabled=false): if the cluster partitions, "
+                "both sides may run the same resources at once"
+            )
+        elif self._managed_ids() and not self.fencing_configured():
+            out.append(
+                "stonith-enabled=true but no fencing device is configured: resources will not start; "
+                "configure a stonith device or set property stonith-enabled=false"
+            )
+        if self._is_true(self.config.property("maintenance-mode")):
+            out.append("maintenance-mode is on: resources are neither started, stopped nor monitored")
+        return out
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def on_membership(
+        self, change: NodeStateChanged, members: Iterable[NodeName], now_ms: int
+    ) -> list[object]:
+        self._members = frozenset(members)
+        if change.new == "dead" and change.graceful:
+            self._clean_exits.add(change.node)
+        elif change.new in ("init", "up", "active"):
+            self._clean_exits.discard(change.node)
+        if change.node != self._s.node and change.new == "active":
+            self._next_refresh_ms = now_ms  # tell the newcomer about us at once
+        return self.step(now_ms)
+
+    def on_message(self, message: MessageDelivered, now_ms: int) -> list[object]:
+        out: list[object] = []
+        try:
+            if message.mtype == STATE_MSG:
+                self._on_state(message, now_ms, out)
+            elif message.mtype == PLAN_MSG:
+                self._on_plan(message, out)
+            elif message.mtype == CONFIG_MSG:
+                self._on_config(message, now_ms, out)
+            elif message.mtype == CLEANUP_MSG:
+                self._cleanup_local(message.get("rsc") or "", message.get("node") or "", out)
+        except (ValueError, TypeError, KeyError) as exc:
+            out.append(
+                Notice(
+                    "RM_MESSAGE_REJECTED",
+                    Level.WARNING,
+                    f"{message.mtype} from {message.src} rejected: {exc}",
+                )
+            )
+            return out
+        out += self.step(now_ms)
+        return out
+
+    def on_agent_finished(self, result: AgentFinished, now_ms: int) -> list[object]:
+        out: list[object] = []
+        resource = self._local.get(result.resource)
+        if resource is None or resource.pending is None or resource.pending.call_id != result.call_id:
+            out.append(Notice("AGENT_RESULT_IGNORED", Level.DEBUG, f"stale result for {result.resource}"))
+            return out
+        primitive = self._primitives[result.resource]
+        threshold = self._threshold(result.resource)
+        outcome = apply_result(resource, result, threshold, now_ms)
+        level = Level.INFO
+        if outcome.failed:
+            level = Level.ERROR if outcome.state is LocalState.BLOCKED else Level.WARNING
+        is_routine = result.action == "monitor" and result.interval_ms > 0 and not outcome.failed
+        if not is_routine:
+            out.append(
+                Notice(
+                    "RESOURCE_" + result.action.upper().replace("-", "_"),
+                    level,
+                    outcome.text + f" ({result.duration_ms} ms)",
+                    (("resource", result.resource), ("rc", result.rc), ("state", outcome.state.value)),
+                )
+            )
+        monitor = recurring_monitor(primitive)
+        if outcome.state is LocalState.STARTED and monitor is not None:
+            resource.next_monitor_ms = now_ms + monitor.interval_ms
+        if outcome.state is LocalState.STOPPED and result.resource not in self._config_ids():
+            del self._local[result.resource]  # an orphan, now gone
+            self._primitives.pop(result.resource, None)
+        elif outcome.state is LocalState.STOPPED:
+            self._primitives[result.resource] = self.config.primitive(result.resource)
+        out += self.step(now_ms)
+        return out
+
+    def propose_config(self, config: ClusterConfig, now_ms: int) -> list[object]:
+        """An operator's change made on this node: adopt it and send it to every member."""
+        out: list[object] = []
+        assert config.epoch > self.config.epoch, "a new configuration needs a higher epoch"
+        out += self._adopt(config, self._s.node, now_ms, announce=True)
+        out.append(Broadcast(CONFIG_MSG, (("ep", str(config.epoch)), ("cfg", config.to_json()))))
+        out += self.step(now_ms)
+        return out
+
+    def cleanup(self, rsc: str, node: str, now_ms: int) -> list[object]:
+        """Forget failures of ``rsc`` (all when empty) on ``node`` (all when empty), re-probe."""
+        out: list[object] = [Broadcast(CLEANUP_MSG, (("rsc", rsc), ("node", node)))]
+        self._cleanup_local(rsc, node, out)
+        out += self.step(now_ms)
+        return out
+
+    def begin_shutdown(self, now_ms: int) -> list[object]:
+        if self._leaving:
+            return []
+        self._leaving = True
+        self._leave_deadline_ms = now_ms + self._s.shutdown_timeout_ms
+        active = sorted(r for r, lr in self._local.items() if lr.state in MAYBE_ACTIVE - {LocalState.UNKNOWN})
+        out: list[object] = [
+            Notice(
+                "NODE_LEAVING",
+                Level.INFO,
+                f"{self._s.node} leaving the cluster: handing over {', '.join(active) or 'no resources'} first",
+            )
+        ]
+        self._next_refresh_ms = now_ms
+        out += self.step(now_ms)
+        return out
+
+    def next_deadline_ms(self) -> int:
+        deadline = self._next_refresh_ms
+        for resource in self._local.values():
+            if resource.next_monitor_ms is not None and resource.pending is None:
+                deadline = min(deadline, resource.next_monitor_ms)
+            if (
+                resource.failcount
+                and resource.last_failure_ms is not None
+                and resource.id in self._config_ids()
+            ):
+                timeout = self.config.failure_timeout_ms_of(resource.id)
+                if timeout > 0:
+                    deadline = min(deadline, resource.last_failure_ms + timeout)
+        if self._leave_deadline_ms is not None and not self._done:
+            deadline = min(deadline, self._leave_deadline_ms)
+        return deadline
+
+    # --- the step: expire, plan, reconcile, report ------------------------------------------
+
+    def step(self, now_ms: int) -> list[object]:
+        out: list[object] = []
+        for rsc, resource in self._local.items():
+            if rsc in self._config_ids() and expire_failures(
+                resource, self.config.failure_timeout_ms_of(rsc), now_ms
+            ):
+                out.append(
+                    Notice("FAILCOUNT_EXPIRED", Level.INFO, f"{rsc}: failures expired (failure-timeout)")
+                )
+        self._elect(out)
+        if self._dc == self._s.node:
+            self._compute_plan(now_ms, out)
+            self._complete_moves(now_ms, out)
+        self._reconcile(now_ms, out)
+        self._report(now_ms, out)
+        self._check_shutdown(now_ms, out)
+        return out
+
+    def _elect(self, out: list[object]) -> None:
+        candidates = sorted(self._members | {self._s.node}) if self._members else [self._s.node]
+        dc = NodeName(candidates[0])
+        if dc != self._dc:
+            out.append(
+                Notice("DC_CHANGED", Level.INFO, f"designated coordinator is now {dc} (lowest-named member)")
+            )
+            self._dc = dc
+            if self._plan_from != dc:
+                self._plan = None
+                self._plan_from = None
+
+    def _compute_plan(self, now_ms: int, out: list[object]) -> None:
+        members = self._members | {self._s.node}
+        waiting = self._not_ready(members)
+        if waiting:
+            return
+        online = frozenset(
+            n for n in members if not (self._leaving if n == self._s.node else self._reports[n].leaving)
+        )
+        observed = self.observed()
+        active = {
+            rsc: frozenset(
+                n
+                for n, s in states.items()
+                if n in members and s in (LocalState.STARTED, LocalState.STARTING)
+            )
+            for rsc, states in observed.items()
+        }
+        banned_everywhere = frozenset(
+            rsc for rsc, nodes in self.resource_details().items() if any(e.get("ba") for e in nodes.values())
+        )
+        placement = place(
+            PlacementInput(
+                config=self.config,
+                nodes=self._s.nodes,
+                online=online,
+                active=active,
+                failcounts=self.failcounts(),
+                banned_everywhere=banned_everywhere,
+                has_quorum=self.has_quorum(),
+            )
+        )
+        plan = make_plan(self.config, placement, observed, members, frozenset(self._clean_exits))
+        if self.config.is_stonith_enabled() and not self.fencing_configured():
+            reason = "stonith-enabled=true but no fencing device is configured"
+            plan = Plan(
+                {r: None for r in plan.assignment}, dict.fromkeys(plan.assignment, reason), plan.needs_fencing
+            )
+        encoded = _encode_plan(plan)
+        previous = (
+            self._plan.assignment if self._plan is not None and self._plan_from == self._s.node else None
+        )
+        self._plan, self._plan_from = plan, self._s.node
+        if encoded != self._sent_plan:
+            self._plan_id += 1
+            self._sent_plan = encoded
+            self._broadcast_plan(out)
+        if previous != plan.assignment:
+            out.append(Notice("PLAN", Level.INFO, f"plan {self._plan_id}: {_describe(plan, previous)}"))
+
+    def _complete_moves(self, now_ms: int, out: list[object]) -> None:
+        """One-shot moves: once the resource runs where it was sent, its constraint goes."""
+        running_on: dict[str, set[str]] = {}
+        for rsc, states in self.observed().items():
+            running_on[rsc] = {n for n, s in states.items() if s is LocalState.STARTED}
+        done = completed_moves(self.config, running_on)
+        if done:
+            out.append(
+                Notice("MOVE_DONE", Level.INFO, f"move finished, constraint removed: {', '.join(done)}")
+            )
+            config = drop_locations(self.config, done)
+            out += self._adopt(config, self._s.node, now_ms, announce=True)
+            out.append(Broadcast(CONFIG_MSG, (("ep", str(config.epoch)), ("cfg", config.to_json()))))
+
+    def _not_ready(self, members: frozenset[NodeName]) -> list[NodeName]:
+        waiting = []
+        for node in sorted(members):
+            if node == self._s.node:
+                if any(r.state is LocalState.UNKNOWN for r in self._local.values()):
+                    waiting.append(node)
+                continue
+            report = self._reports.get(node)
+            if report is None or not report.probed or (report.epoch, report.digest) != self._version():
+                waiting.append(node)
+        return waiting
+
+    def _broadcast_plan(self, out: list[object]) -> None:
+        out.append(
+            Broadcast(
+                PLAN_MSG,
+                (("id", str(self._plan_id)), ("ep", str(self.config.epoch)), ("plan", self._sent_plan)),
+            )
+        )
+
+    def _reconcile(self, now_ms: int, out: list[object]) -> None:
+        frozen = self._is_true(self.config.property("maintenance-mode")) or self._is_true(
+            self.config.node_attribute(self._s.node, "maintenance")
+        )
+        plan = self._plan
+        deps = dependencies(self.config)
+        observed = self.observed()
+        for rsc, resource in self._local.items():
+            if resource.pending is not None or frozen or not self._is_managed(rsc):
+                continue
+            primitive = self._primitives[rsc]
+            wanted = self._wanted_here(rsc, plan)
+            if resource.state is LocalState.UNKNOWN:
+                self._run(resource, primitive, "monitor", 0, now_ms, out)
+            elif resource.state is LocalState.FAILED:
+                self._run(resource, primitive, "stop", 0, now_ms, out)
+            elif resource.state is LocalState.STARTED:
+                if self._definition_changed(rsc) or (
+                    wanted is False and self._dependents_stopped(rsc, deps, observed)
+                ):
+                    self._run(resource, primitive, "stop", 0, now_ms, out)
+                elif resource.next_monitor_ms is not None and resource.next_monitor_ms <= now_ms:
+                    monitor = recurring_monitor(primitive)
+                    if monitor is not None:
+                        self._run(
+                            resource, primitive, "monitor", monitor.interval_ms, now_ms, out, monitor.depth
+                        )
+            elif resource.state is LocalState.STOPPED and wanted and not self._leaving:
+                if resource.failcount >= self._threshold(rsc) or resource.banned_everywhere:
+                    continue
+                if all(self._is_started(first, observed) for first in deps.get(rsc, [])):
+                    self._run(resource, primitive, "start", 0, now_ms, out)
+
+    def _wanted_here(self, rsc: str, plan: Plan | None) -> bool | None:
+        """True/False per the plan; None when there is no plan to follow (keep as is)."""
+        if rsc not in self._config_ids():
+            return False  # removed from the configuration: stop it
+        if self._leaving and (plan is None or self._dc == self._s.node):
+            return False
+        if plan is None:
+            return None
+        return plan.assignment.get(rsc) == self._s.node
+
+    def _is_started(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
+        return any(
+            s is LocalState.STARTED and (n in self._members or n == self._s.node)
+            for n, s in observed.get(rsc, {}).items()
+        )
+
+    def _dependents_stopped(
+        self, rsc: str, deps: dict[str, list[str]], observed: dict[str, dict[NodeName, LocalState]]
+    ) -> bool:
+        for then, firsts in deps.items():
+            if rsc not in firsts:
+                continue
+            for node, state in observed.get(then, {}).items():
+                if (node in self._members or node == self._s.node) and state in MAYBE_ACTIVE - {
+                    LocalState.UNKNOWN
+                }:
+                    return False
+        return True
+
+    def _definition_changed(self, rsc: str) -> bool:
+        if rsc not in self._config_ids():
+            return False
+        running = self._primitives[rsc]
+        wanted = self.config.primitive(rsc)
+        return (running.agent, running.params, running.args) != (wanted.agent, wanted.params, wanted.args)
+
+    def _run(
+        self,
+        resource: LocalResource,
+        primitive: Primitive,
+        action: str,
+        interval_ms: int,
+        now_ms: int,
+        out: list[object],
+        depth: int = 0,
+    ) -> None:
+        self._call_id += 1
+        request = RunAgent(
+            call_id=self._call_id,
+            resource=resource.id,
+            primitive=primitive,
+            action=action,
+            interval_ms=interval_ms,
+            timeout_ms=op_timeout_ms(self.config, primitive, action, interval_ms),
+            depth=depth,
+        )
+        resource.pending = request
+        if action == "start":
+            resource.state = LocalState.STARTING
+        elif action == "stop":
+            resource.state = LocalState.STOPPING
+            resource.next_monitor_ms = None
+        elif interval_ms:
+            resource.next_monitor_ms = now_ms + interval_ms
+        out.append(request)
+
+    def _report(self, now_ms: int, out: list[object]) -> None:
+        probed = all(r.state is not LocalState.UNKNOWN for r in self._local.values())
+        states = {rsc: r.report() for rsc, r in sorted(self._local.items())}
+        encoded = json.dumps(states, sort_keys=True, separators=(",", ":"))
+        epoch, digest = self._version()
+        snapshot = f"{epoch}|{digest}|{int(probed)}|{int(self._leaving)}|{encoded}"
+        if snapshot == self._sent_report and now_ms < self._next_refresh_ms:
+            return
+        self._sent_report = snapshot
+        self._next_refresh_ms = now_ms + self._s.refresh_ms
+        out.append(
+            Broadcast(
+                STATE_MSG,
+                (
+                    ("ep", str(epoch)),
+                    ("dg", digest),
+                    ("pr", str(int(probed))),
+                    ("lv", str(int(self._leaving))),
+                    ("r", encoded),
+                ),
+            )
+        )
+        if self._dc == self._s.node and self._sent_plan:
+            self._broadcast_plan(out)
+
+    def _check_shutdown(self, now_ms: int, out: list[object]) -> None:
+        if not self._leaving or self._done:
+            return
+        busy = sorted(
+            r
+            for r, lr in self._local.items()
+            if lr.pending is not None or lr.state in MAYBE_ACTIVE - {LocalState.UNKNOWN}
+        )
+        blocked = [r for r in busy if self._local[r].state is LocalState.BLOCKED]
+        timed_out = self._leave_deadline_ms is not None and now_ms >= self._leave_deadline_ms
+        if busy and len(blocked) < len(busy) and not timed_out:
+            return
+        self._done = True
+        if busy:
+            out.append(
+                Notice(
+                    "LEAVE_INCOMPLETE",
+                    Level.ERROR,
+                    f"leaving with {', '.join(busy)} not stopped"
+                    + (" (stop failed)" if blocked else f" after {self._s.shutdown_timeout_ms} ms"),
+                )
+            )
+        else:
+            out.append(
+                Notice("LEAVE_READY", Level.INFO, f"{self._s.node}: every resource stopped or handed over")
+            )
+
+    # --- messages -----------------------------------------------------------------------
+
+    def _on_state(self, message: MessageDelivered, now_ms: int, out: list[object]) -> None:
+        states = json.loads(message.get("r") or "{}")
+        if not isinstance(states, dict) or not all(isinstance(v, dict) for v in states.values()):
+            raise ValueError("r must map resource ids to objects")
+        report = self._reports.setdefault(message.src, _PeerReport())
+        report.epoch = int(message.get("ep") or "-1")
+        report.digest = message.get("dg") or ""
+        report.probed = message.get("pr") == "1"
+        report.leaving = message.get("lv") == "1"
+        report.states = states
+        if (report.epoch, report.digest) < self._version():
+            last = self._config_sent_ms.get((message.src, self.config.epoch))
+            if last is None or now_ms - last >= CONFIG_RESEND_MS:
+                self._config_sent_ms[(message.src, self.config.epoch)] = now_ms
+                out.append(
+                    Broadcast(CONFIG_MSG, (("ep", str(self.config.epoch)), ("cfg", self.config.to_json())))
+                )
+
+    def _on_plan(self, message: MessageDelivered, out: list[object]) -> None:
+        if message.src != self._dc:
+            return
+        encoded = message.get("plan") or ""
+        plan = _decode_plan(encoded)
+        if int(message.get("ep") or "-1") != self.config.epoch:
+            return  # made for another configuration: wait for the DC to catch up
+        self._plan, self._plan_from = plan, message.src
+
+    def _on_config(self, message: MessageDelivered, now_ms: int, out: list[object]) -> None:
+        config = ClusterConfig.from_json(message.get("cfg") or "")
+        if (config.epoch, config.digest()) <= self._version():
+            return
+        if config.epoch == self.config.epoch:
+            out.append(
+                Notice(
+                    "CONFIG_CONFLICT",
+                    Level.WARNING,
+                    f"two configurations with epoch {config.epoch}: keeping the one from {message.src} "
+                    f"(digest {config.digest()[:12]} > {self.config.digest()[:12]}); the other change is lost",
+                )
+            )
+        out += self._adopt(config, message.src, now_ms, announce=True)
+
+    def _cleanup_local(self, rsc: str, node: str, out: list[object]) -> None:
+        if node and node != self._s.node:
+            return
+        for rid, resource in self._local.items():
+            if rsc and rid != rsc:
+                continue
+            resource.failcount = 0
+            resource.banned_everywhere = False
+            resource.last_failed_op = None
+            resource.last_exit_reason = None
+            if (
+                resource.state in (LocalState.FAILED, LocalState.BLOCKED, LocalState.STOPPED)
+                and resource.pending is None
+            ):
+                resource.state = LocalState.UNKNOWN  # re-probe
+            out.append(
+                Notice("CLEANUP", Level.INFO, f"{rid}: failures forgotten on {self._s.node}; probing again")
+            )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _adopt(self, config: ClusterConfig, source: NodeName, now_ms: int, *, announce: bool) -> list[object]:
+        problems = config.check()
+        if problems and announce:
+            return [
+                Notice(
+                    "CONFIG_REJECTED",
+                    Level.ERROR,
+                    f"configuration epoch {config.epoch} from {source} rejected: {'; '.join(problems[:5])}",
+                )
+            ]
+        self.config = config
+        self._digest = config.digest()[:16]
+        wanted = {p.id: p for p in config.primitives if p.agent_class != "stonith"}
+        for rsc, primitive in wanted.items():
+            if rsc not in self._local:
+                self._local[rsc] = LocalResource(rsc)
+                self._primitives[rsc] = primitive
+            elif (
+                self._local[rsc].state in (LocalState.STOPPED, LocalState.UNKNOWN)
+                and self._local[rsc].pending is None
+            ):
+                self._primitives[rsc] = primitive
+        for rsc in list(self._local):
+            if (
+                rsc not in wanted
+                and self._local[rsc].state is LocalState.STOPPED
+                and self._local[rsc].pending is None
+            ):
+                del self._local[rsc]
+                del self._primitives[rsc]
+        self._next_refresh_ms = now_ms
+        if not announce:
+            return []
+        return [
+            ConfigAdopted(config, source),
+            Notice(
+                "CONFIG_ADOPTED", Level.INFO, f"configuration epoch {config.epoch} adopted (from {source})"
+            ),
+        ]
+
+    def _version(self) -> tuple[int, str]:
+        return (self.config.epoch, self._digest)
+
+    def _config_ids(self) -> set[str]:
+        return {p.id for p in self.config.primitives if p.agent_class != "stonith"}
+
+    def _managed_ids(self) -> list[str]:
+        return sorted(self._config_ids())
+
+    def _threshold(self, rsc: str) -> int:
+        if rsc not in self._config_ids():
+            return INFINITY
+        return self.config.migration_threshold_of(rsc)
+
+    def _is_managed(self, rsc: str) -> bool:
+        if rsc not in self._config_ids():
+            return True
+        return (self.config.meta_of(rsc, "is-managed") or "true").lower() not in ("false", "no", "off", "0")
+
+    @staticmethod
+    def _is_true(text: str | None) -> bool:
+        return text is not None and text.strip().lower() in ("true", "on", "yes", "1", "y")
+
+
+def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:
+    """The changes, each with its reason: ``vip -> n2 (goes to n2 (score 0))``."""
+    parts = []
+    for rsc, node in sorted(plan.assignment.items()):
+        if previous is not None and previous.get(rsc) == node:
+            continue
+        parts.append(f"{rsc} -> {node or 'nowhere'} ({plan.reasons.get(rsc, '')})")
+    return "; ".join(parts) or "no resources"
+
+
+def _encode_plan(plan: Plan) -> str:
+    return json.dumps(
+        {
+            "a": {r: n or "" for r, n in sorted(plan.assignment.items())},
+            "why": dict(sorted(plan.reasons.items())),
+            "fence": sorted(plan.needs_fencing),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def _decode_plan(encoded: str) -> Plan:
+    data = json.loads(encoded)
+    if not isinstance(data, dict) or not isinstance(data.get("a"), dict):
+        raise ValueError("plan must hold an assignment object")
+    assignment = {str(r): (NodeName(str(n)) if n else None) for r, n in data["a"].items()}
+    reasons = {str(r): str(w) for r, w in (data.get("why") or {}).items()}
+    fence = frozenset(NodeName(str(n)) for n in data.get("fence") or [])
+    return Plan(assignment, reasons, fence)

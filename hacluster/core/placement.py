@@ -1,0 +1,266 @@
+"""Placement: where each resource should run.  A pure function of its inputs.
+
+Theory of operation
+-------------------
+The unit of placement is a *group* (its members always run together, on one node) or an
+ungrouped primitive.  For every unit and every node the function adds up a score:
+
+- ``-INFINITY`` when the node cannot take it: not online, standby, in maintenance, leaving,
+  or any member is banned there (start failure, hard error, fail count at
+  ``migration-threshold``), or banned everywhere (``rc 6``);
+- plus every ``location`` score for the unit (or a member) on that node;
+- plus ``resource-stickiness`` for each member already active on that node;
+- plus colocation scores relative to units placed earlier (``inf`` = must be with,
+  ``-inf`` = must not be with).
+
+Units are placed in colocation-dependency order (the ``with`` side first), then by
+``priority``, then as configured.  Each goes to its best node with a score ≥ 0; ties go to
+the node where it already runs, then the node carrying fewer units, then configuration order.
+A unit that cannot be placed is unassigned, with the reason recorded: ``why`` reads it.
+
+This function does not decide *how* to get there (what to stop first, what must be fenced):
+``transition.py`` turns a placement and the observed state into a safe plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hacluster.core.cib import INFINITY, ClusterConfig, format_score, parse_score
+from hacluster.core.ids import NodeName
+
+
+def add_scores(a: int, b: int) -> int:
+    """Pacemaker's score arithmetic: -INFINITY wins over everything, then +INFINITY."""
+    if a <= -INFINITY or b <= -INFINITY:
+        return -INFINITY
+    return max(-INFINITY, min(INFINITY, a + b))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementInput:
+    config: ClusterConfig
+    nodes: tuple[NodeName, ...]
+    """Every configured node, in configuration order."""
+    online: frozenset[NodeName]
+    """Members that may run resources now (active, probed, not leaving)."""
+    active: Mapping[str, frozenset[NodeName]] = field(default_factory=dict)
+    """Primitive id → nodes where it is (or may be) running."""
+    failcounts: Mapping[tuple[str, NodeName], int] = field(default_factory=dict)
+    banned: Mapping[str, frozenset[NodeName]] = field(default_factory=dict)
+    """Primitive id → nodes it may not run on (start failure, rc 2/5)."""
+    banned_everywhere: frozenset[str] = frozenset()
+    """Primitives whose agent said the configuration is wrong everywhere (rc 6)."""
+    has_quorum: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    assignment: Mapping[str, NodeName | None]
+    """Primitive id → node, or None when it should not run anywhere."""
+    reasons: Mapping[str, str]
+    """Primitive id → one sentence: why it goes where it goes, or why it cannot run."""
+    scores: Mapping[str, Mapping[NodeName, int]]
+    """Unit id → node → score, for ``hacrm resource why`` and ``simulate``."""
+
+
+@dataclass(slots=True)
+class _Unit:
+    id: str
+    members: tuple[str, ...]
+    index: int
+
+
+def _units(config: ClusterConfig) -> list[_Unit]:
+    grouped: set[str] = set()
+    units: list[_Unit] = []
+    for group in config.groups:
+        units.append(_Unit(group.id, tuple(group.members), len(units)))
+        grouped.update(group.members)
+    for primitive in config.primitives:
+        if primitive.agent_class == "stonith" or primitive.id in grouped:
+            continue
+        units.append(_Unit(primitive.id, (primitive.id,), len(units)))
+    return units
+
+
+def _meta_int(config: ClusterConfig, rsc: str, name: str, default: int) -> int:
+    text = config.meta_of(rsc, name, None)
+    if text is None:
+        return default
+    try:
+        return parse_score(text)
+    except ValueError:
+        return default
+
+
+def _is_true(text: str | None) -> bool:
+    return text is not None and text.strip().lower() in ("on", "true", "yes", "1", "y")
+
+
+def node_unavailable_reason(config: ClusterConfig, node: NodeName, online: frozenset[NodeName]) -> str | None:
+    if node not in online:
+        return "offline"
+    if _is_true(config.node_attribute(node, "standby")):
+        return "in standby"
+    if _is_true(config.node_attribute(node, "maintenance")):
+        return "in maintenance"
+    return None
+
+
+def place(inp: PlacementInput) -> Placement:
+    config = inp.config
+    units = _units(config)
+    unit_of: dict[str, _Unit] = {}
+    for unit in units:
+        unit_of[unit.id] = unit
+        for member in unit.members:
+            unit_of[member] = unit
+    assignment: dict[str, NodeName | None] = {}
+    reasons: dict[str, str] = {}
+    scores: dict[str, dict[NodeName, int]] = {}
+    unit_node: dict[str, NodeName | None] = {}
+    load: dict[NodeName, int] = dict.fromkeys(inp.nodes, 0)
+    policy = config.property("no-quorum-policy", "stop")
+
+    for unit in _placement_order(config, units, unit_of):
+        node, reason, unit_scores = _place_unit(inp, unit, unit_of, unit_node, load, policy)
+        unit_node[unit.id] = node
+        scores[unit.id] = unit_scores
+        if node is not None:
+            load[node] = load.get(node, 0) + 1
+        stopped_from = _first_stopped_member(config, unit)
+        for position, member in enumerate(unit.members):
+            if node is not None and stopped_from is not None and position >= stopped_from:
+                assignment[member] = None
+                reasons[member] = (
+                    "target-role is Stopped"
+                    if position == stopped_from
+                    else f"it follows {unit.members[stopped_from]} in group {unit.id}, whose target-role is Stopped"
+                )
+                continue
+            assignment[member] = node
+            reasons[member] = reason
+    return Placement(assignment, reasons, scores)
+
+
+def _first_stopped_member(config: ClusterConfig, unit: _Unit) -> int | None:
+    for position, member in enumerate(unit.members):
+        if config.target_role_of(member) == "Stopped":
+            return position
+    return None
+
+
+def _placement_order(config: ClusterConfig, units: list[_Unit], unit_of: Mapping[str, _Unit]) -> list[_Unit]:
+    """Units that others are colocated with come first (depth-first, cycles broken by order)."""
+    depends: dict[str, set[str]] = {u.id: set() for u in units}
+    for colocation in config.colocations:
+        dependent, anchor = unit_of.get(colocation.rsc), unit_of.get(colocation.with_rsc)
+        if dependent is not None and anchor is not None and dependent.id != anchor.id:
+            depends[dependent.id].add(anchor.id)
+    priority = {u.id: max(_meta_int(config, m, "priority", 0) for m in u.members) for u in units}
+    ordered = sorted(units, key=lambda u: (-priority[u.id], u.index))
+    done: list[_Unit] = []
+    seen: set[str] = set()
+
+    def visit(unit: _Unit, path: frozenset[str]) -> None:
+        if unit.id in seen or unit.id in path:
+            return
+        for anchor_id in sorted(depends[unit.id], key=lambda i: (-priority[i], unit_of[i].index)):
+            visit(unit_of[anchor_id], path | {unit.id})
+        if unit.id not in seen:
+            seen.add(unit.id)
+            done.append(unit)
+
+    for unit in ordered:
+        visit(unit, frozenset())
+    return done
+
+
+def _place_unit(
+    inp: PlacementInput,
+    unit: _Unit,
+    unit_of: Mapping[str, _Unit],
+    unit_node: Mapping[str, NodeName | None],
+    load: Mapping[NodeName, int],
+    policy: str,
+) -> tuple[NodeName | None, str, dict[NodeName, int]]:
+    config = inp.config
+    if config.target_role_of(unit.id) == "Stopped" or config.target_role_of(unit.members[0]) == "Stopped":
+        return None, "target-role is Stopped", {}
+    for member in unit.members:
+        if member in inp.banned_everywhere:
+            return (
+                None,
+                f"{member} is banned from every node: its agent reported a configuration error (rc 6)",
+                {},
+            )
+    active_nodes = frozenset().union(*(inp.active.get(m, frozenset()) for m in unit.members))
+    if not inp.has_quorum:
+        if policy == "stop":
+            return None, "the partition has no quorum (no-quorum-policy=stop)", {}
+        if policy == "freeze":
+            live = sorted(n for n in active_nodes if n in inp.online)
+            if live:
+                return NodeName(live[0]), "no quorum: frozen where it runs (no-quorum-policy=freeze)", {}
+            return None, "no quorum: not started (no-quorum-policy=freeze)", {}
+    scores: dict[NodeName, int] = {}
+    why_not: dict[NodeName, str] = {}
+    for node in inp.nodes:
+        score, reason = _score(inp, unit, node, unit_of, unit_node)
+        scores[node] = score
+        if reason:
+            why_not[node] = reason
+    candidates = [n for n in inp.nodes if scores[n] >= 0 and n not in why_not]
+    if not candidates:
+        detail = "; ".join(f"{n}: {why_not.get(n, f'score {scores[n]}')}" for n in inp.nodes)
+        return None, f"no node can run it ({detail})", scores
+    order = {n: i for i, n in enumerate(inp.nodes)}
+    best = max(candidates, key=lambda n: (scores[n], n in active_nodes, -load.get(n, 0), -order[n]))
+    verb = "stays on" if best in active_nodes else "goes to"
+    return best, f"{verb} {best} (score {format_score(scores[best])})", scores
+
+
+def _score(
+    inp: PlacementInput,
+    unit: _Unit,
+    node: NodeName,
+    unit_of: Mapping[str, _Unit],
+    unit_node: Mapping[str, NodeName | None],
+) -> tuple[int, str | None]:
+    config = inp.config
+    unavailable = node_unavailable_reason(config, node, inp.online)
+    if unavailable:
+        return -INFINITY, unavailable
+    score = 0
+    for member in unit.members:
+        if node in inp.banned.get(member, frozenset()):
+            return -INFINITY, f"{member} failed to start there (cleanup to retry)"
+        threshold = config.migration_threshold_of(member)
+        failures = inp.failcounts.get((member, node), 0)
+        if threshold > 0 and failures >= threshold:
+            return -INFINITY, f"{member} fail count {failures} reached migration-threshold {threshold}"
+        if node in inp.active.get(member, frozenset()):
+            score = add_scores(score, config.stickiness_of(member))
+    ids = {unit.id, *unit.members}
+    for location in config.locations:
+        if location.rsc in ids and location.node == node:
+            score = add_scores(score, location.score)
+    for colocation in config.colocations:
+        if colocation.rsc not in ids:
+            continue
+        anchor = unit_of.get(colocation.with_rsc)
+        if anchor is None or anchor.id == unit.id or anchor.id not in unit_node:
+            continue
+        anchor_node = unit_node[anchor.id]
+        if colocation.score >= INFINITY and anchor_node != node:
+            where = "is not running" if anchor_node is None else f"runs on {anchor_node}"
+            return -INFINITY, f"it must run with {colocation.with_rsc}, which {where}"
+        if colocation.score <= -INFINITY and anchor_node == node:
+            return -INFINITY, f"it must not run with {colocation.with_rsc}"
+        if anchor_node == node:
+            score = add_scores(score, colocation.score)
+    if score <= -INFINITY:
+        return score, "a location constraint forbids it (-inf)"
+    return score, None

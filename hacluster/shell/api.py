@@ -1,0 +1,105 @@
+"""The API's commands: read-only views answered at once, changes applied by the driver.
+
+Every change is an edit of the replicated configuration (``hacluster.core.edits``) or a
+cleanup, proposed to the cluster from this node.  ``dry_run`` returns what would change and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hacluster.config.resources_crm import render_resources_crm
+from hacluster.core import edits
+from hacluster.core.cib import ClusterConfig
+from hacluster.shell.ipc import ApiError, Handler
+
+if TYPE_CHECKING:
+    from hacluster.shell.daemon import Daemon
+
+
+def _arg(request: dict[str, Any], name: str) -> str:
+    value = request.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError("BAD_REQUEST", f"this command needs a non-empty string {name!r}")
+    return value
+
+
+def api_handlers(daemon: Daemon) -> dict[str, Handler]:
+    def core() -> Any:
+        assert daemon.core is not None
+        return daemon.core
+
+    def nodes() -> tuple[str, ...]:
+        return tuple(daemon.config.nodes)
+
+    async def change(request: dict[str, Any], make: Any) -> dict[str, Any]:
+        dry_run = bool(request.get("dry_run"))
+
+        def apply(now_ms: int) -> dict[str, Any]:
+            current: ClusterConfig = core().rm.config
+            try:
+                new: ClusterConfig = make(current)
+            except edits.EditError as exc:
+                raise ApiError(exc.code, str(exc)) from None
+            if dry_run:
+                return {"dry_run": True, "epoch": current.epoch, "would_be_epoch": new.epoch}
+            daemon.execute(core().propose_config(new, now_ms))
+            return {"dry_run": False, "epoch": new.epoch}
+
+        return await daemon.operate(apply)
+
+    async def cleanup(request: dict[str, Any]) -> dict[str, Any]:
+        rsc = str(request.get("resource") or "")
+        node = str(request.get("node") or "")
+        if rsc and rsc not in core().rm.config.resource_ids():
+            raise ApiError("UNKNOWN_RESOURCE", f"no primitive named {rsc!r}")
+        if request.get("dry_run"):
+            return {"dry_run": True}
+
+        def apply(now_ms: int) -> dict[str, Any]:
+            daemon.execute(core().cleanup(rsc, node, now_ms))
+            return {"dry_run": False}
+
+        return await daemon.operate(apply)
+
+    def standby(on: bool) -> Handler:
+        def handler(request: dict[str, Any]) -> Any:
+            node = _arg(request, "node")
+            value = "on" if on else None
+            return change(request, lambda c: edits.set_node_attribute(c, nodes(), node, "standby", value))
+
+        return handler
+
+    def role(started: bool) -> Handler:
+        def handler(request: dict[str, Any]) -> Any:
+            rsc = _arg(request, "resource")
+            value = None if started else "Stopped"
+            return change(request, lambda c: edits.set_meta(c, rsc, "target-role", value))
+
+        return handler
+
+    def move(request: dict[str, Any]) -> Any:
+        rsc, node = _arg(request, "resource"), _arg(request, "node")
+        pin = bool(request.get("pin"))
+        return change(request, lambda c: edits.move(c, nodes(), rsc, node, pin=pin))
+
+    def unmove(request: dict[str, Any]) -> Any:
+        rsc = _arg(request, "resource")
+        return change(request, lambda c: edits.unmove(c, rsc))
+
+    return {
+        "status": lambda _r: daemon.status(),
+        "ping": lambda _r: {"pong": True},
+        "configure_show": lambda _r: {
+            "text": render_resources_crm(core().rm.config),
+            "epoch": core().rm.config.epoch,
+        },
+        "node_standby": standby(True),
+        "node_online": standby(False),
+        "resource_start": role(True),
+        "resource_stop": role(False),
+        "resource_move": move,
+        "resource_unmove": unmove,
+        "resource_cleanup": cleanup,
+    }
