@@ -1,0 +1,786 @@
+"""``resources.crm``: the resource configuration in crm configure syntax, parsed and printed.
+
+Theory of operation
+-------------------
+``parse_resources_crm`` reads the file in three steps.
+
+1. **Statements.**  ``_statements`` splits the text into statements of tokens, each token
+   remembering its physical line.  A trailing ``\\`` joins the next line; ``#`` at the start
+   of a token starts a comment; ``"…"`` quotes (with ``\\"`` and ``\\\\`` escapes) and
+   ``'…'`` quotes keep blanks inside a value.
+2. **Grammar.**  The first word picks a handler in ``_HANDLERS`` (``primitive``, ``group``,
+   ``location``, ``colocation``, ``order``, ``property``, ``rsc_defaults``, ``op_defaults``,
+   ``node``, ``fencing_topology``).  A handler checks its own statement and appends model
+   objects; a bad statement becomes one problem and parsing goes on.
+3. **Meaning.**  The finished ``ClusterConfig`` runs ``check()``; each of its problems is
+   mapped back to the line that defined the element it names.
+
+Every problem reads ``path:line: <statement>: what; expected …`` and all of them are raised
+together as one ``ConfigError``.  ``render_resources_crm`` prints the crm configure show
+style back, and ``parse_resources_crm(render_resources_crm(cfg))`` gives ``cfg`` again for
+every configuration the parser can produce.
+
+Deliberate differences from crmsh, documented in docs/resources-file.md: node names are
+lower-cased (as in ha.cf); constraints over three or more resources become a chain of pairs;
+rules, resource sets, clones, templates and tags are refused rather than half-supported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from hacluster.core.cib import (
+    AGENT_CLASSES,
+    OP_ROLES,
+    ORDER_KINDS,
+    TIME_HINT,
+    ClusterConfig,
+    Colocation,
+    FencingLevel,
+    Group,
+    Location,
+    Op,
+    Order,
+    Pairs,
+    Primitive,
+    format_score,
+    format_time_ms,
+    parse_score,
+    parse_time_ms,
+)
+from hacluster.errors import ConfigError
+
+OP_NAMES: Final = (
+    "start",
+    "stop",
+    "monitor",
+    "status",
+    "reload",
+    "reload-agent",
+    "promote",
+    "demote",
+    "notify",
+    "migrate_to",
+    "migrate_from",
+    "validate-all",
+    "meta-data",
+)
+_OP_ATTRIBUTES: Final = ("interval", "timeout", "OCF_CHECK_LEVEL", "depth", "on-fail", "role")
+_UNSUPPORTED: Final[dict[str, str]] = {
+    "clone": "clones are not supported yet; run one instance per node with a location constraint each",
+    "ms": "promotable clones are not supported",
+    "master": "promotable clones are not supported",
+    "rsc_template": "resource templates are not supported; write each primitive in full",
+    "template": "resource templates are not supported; write each primitive in full",
+    "tag": "tags are not supported",
+    "rsc_ticket": "tickets are not supported",
+    "alert": "alerts are not configured here",
+    "acl_target": "ACLs are not supported",
+    "user": "ACLs are not supported",
+    "role": "ACLs are not supported",
+    "bundle": "bundles are not supported",
+    "fencing-topology": "write fencing_topology (with an underscore)",
+}
+_NODE_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_BARE_RE: Final = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One word of a statement and the physical line it is on."""
+
+    text: str
+    line: int
+    quoted: bool = False
+
+    def is_word(self, *words: str) -> bool:
+        """An unquoted keyword (quoted text is always a value)."""
+        return not self.quoted and self.text in words
+
+
+def parse_resources_crm(text: str, path: str = "resources.crm", *, epoch: int = 0) -> ClusterConfig:
+    """Parse crm configure syntax into a checked ``ClusterConfig``; ``ConfigError`` lists every problem."""
+    parser = _Parser(path)
+    for statement in _statements(text, path, parser.problems):
+        parser.statement(statement)
+    cfg = parser.result(epoch)
+    for subject, what in cfg.problems():
+        if not parser.broken.intersection(
+            re.findall(r"[\w.-]+", what)
+        ):  # else it only echoes a bad statement
+            parser.problems.append(f"{parser.where_of(subject)}: {subject}: {what}")
+    if parser.problems:
+        raise ConfigError(sorted(parser.problems, key=_line_of))
+    return cfg
+
+
+def _line_of(problem: str) -> int:
+    """The line a ``path:line: …`` problem is about, for reporting in file order (0: none)."""
+    match = re.match(r"^.*?:(\d+): ", problem)
+    return int(match.group(1)) if match else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: statements and tokens
+
+
+def _statements(text: str, path: str, problems: list[str]) -> list[list[Token]]:
+    statements: list[list[Token]] = []
+    current: list[Token] = []
+    # Only \n ends a line: str.splitlines() would also split on characters a quoted value may hold.
+    for lineno, physical in enumerate(text.split("\n"), start=1):
+        tokens, continued, error = _tokenize(physical.removesuffix("\r"), lineno)
+        if error is not None:
+            problems.append(f"{path}:{lineno}: {error}")
+            current = []
+            continue
+        current.extend(tokens)
+        if not continued and current:
+            statements.append(current)
+            current = []
+    if current:
+        statements.append(current)
+    return statements
+
+
+def _tokenize(physical: str, lineno: int) -> tuple[list[Token], bool, str | None]:
+    """Tokens of one physical line, whether it ends with ``\\``, and an error if any."""
+    tokens: list[Token] = []
+    word: list[str] = []
+    quoted = in_word = False
+    i, n = 0, len(physical)
+    while i < n:
+        char = physical[i]
+        if char in " \t\r\f\v":
+            if in_word:
+                tokens.append(Token("".join(word), lineno, quoted))
+                word, quoted, in_word = [], False, False
+        elif char == "#" and not in_word:
+            break
+        elif char == "\\" and physical[i + 1 :].strip() == "":
+            if in_word:
+                tokens.append(Token("".join(word), lineno, quoted))
+            return tokens, True, None
+        elif char in "\"'":
+            end, text = _quoted(physical, i)
+            if end < 0:
+                return [], False, f"unterminated {char}quote; expected a closing {char} on the same line"
+            word.append(text)
+            quoted = in_word = True
+            i = end
+        else:
+            word.append(char)
+            in_word = True
+        i += 1
+    if in_word:
+        tokens.append(Token("".join(word), lineno, quoted))
+    return tokens, False, None
+
+
+def _quoted(physical: str, start: int) -> tuple[int, str]:
+    """The text of the quote opened at ``start`` and the index of its closing quote (-1: none)."""
+    mark = physical[start]
+    out: list[str] = []
+    i = start + 1
+    while i < len(physical):
+        char = physical[i]
+        if char == mark:
+            return i, "".join(out)
+        if mark == '"' and char == "\\" and i + 1 < len(physical) and physical[i + 1] in '\\"':
+            i += 1
+            char = physical[i]
+        out.append(char)
+        i += 1
+    return -1, ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: grammar
+
+
+@dataclass(slots=True)
+class _Parser:
+    path: str
+    problems: list[str] = field(default_factory=list)
+    primitives: list[Primitive] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    locations: list[Location] = field(default_factory=list)
+    colocations: list[Colocation] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    fencing_levels: list[FencingLevel] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)
+    rsc_defaults: dict[str, str] = field(default_factory=dict)
+    op_defaults: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, Pairs] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    """Line of the element each ``check()`` subject names (``"primitive vip"`` → 3)."""
+    broken: set[str] = field(default_factory=set)
+    """Ids of statements that failed to parse; ``check()`` complaints about them are dropped."""
+
+    def statement(self, tokens: list[Token]) -> None:
+        head = tokens[0]
+        handler = _HANDLERS.get(head.text)
+        if handler is None or head.quoted:
+            self.problems.append(self._unknown_statement(head))
+            return
+        try:
+            handler(self, tokens)
+        except _StatementError as exc:
+            self.problems.append(f"{self.path}:{exc.line}: {_head(tokens)}: {exc}")
+            if len(tokens) > 1:
+                self.broken.add(tokens[1].text)
+
+    def _unknown_statement(self, head: Token) -> str:
+        where = f"{self.path}:{head.line}: {head.text}"
+        if head.text in _UNSUPPORTED:
+            return f"{where}: {_UNSUPPORTED[head.text]}"
+        guess = difflib.get_close_matches(head.text, list(_HANDLERS), n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        known = ", ".join(_HANDLERS)
+        return f"{where}: unknown statement; expected one of {known}{hint}"
+
+    def where_of(self, subject: str) -> str:
+        words = subject.split()
+        for key in (subject, " ".join(words[:2]), words[0] if words else ""):
+            if key in self.lines:
+                return f"{self.path}:{self.lines[key]}"
+        return self.path
+
+    def result(self, epoch: int) -> ClusterConfig:
+        return ClusterConfig(
+            epoch=epoch,
+            primitives=tuple(self.primitives),
+            groups=tuple(self.groups),
+            locations=tuple(self.locations),
+            colocations=tuple(self.colocations),
+            orders=tuple(self.orders),
+            properties=tuple(self.properties.items()),
+            rsc_defaults=tuple(self.rsc_defaults.items()),
+            op_defaults=tuple(self.op_defaults.items()),
+            node_attributes=tuple(self.nodes.items()),
+            fencing_levels=tuple(self.fencing_levels),
+            source=self.path,
+        )
+
+    # -- primitive ------------------------------------------------------------------------------
+
+    def on_primitive(self, tokens: list[Token]) -> None:
+        usage = (
+            "write primitive ID CLASS:PROVIDER:TYPE [params k=v …] [op NAME k=v …] [meta k=v …] [args A …]"
+        )
+        if len(tokens) < 3:
+            raise _StatementError(tokens[-1].line, f"needs an id and an agent; {usage}")
+        rsc_id, agent = tokens[1], tokens[2]
+        agent_class, provider, agent_type = _agent(agent)
+        params: list[tuple[Token, str]] = []
+        meta: list[tuple[Token, str]] = []
+        ops: list[Op] = []
+        args: list[str] = []
+        rest = tokens[3:]
+        i = 0
+        while i < len(rest):
+            keyword = rest[i]
+            if keyword.is_word("params", "meta"):
+                pairs, i = _pairs_after(rest, i + 1, _SECTION_WORDS)
+                target = params if keyword.text == "params" else meta
+                _extend_unique(target, pairs, f"{keyword.text} ")
+            elif keyword.is_word("op"):
+                if i + 1 >= len(rest) or rest[i + 1].quoted or "=" in rest[i + 1].text:
+                    raise _StatementError(keyword.line, "op needs a name; write e.g. op monitor interval=10s")
+                pairs, end = _pairs_after(rest, i + 2, _SECTION_WORDS)
+                ops.append(_op(rest[i + 1], pairs))
+                i = end
+            elif keyword.is_word("args"):
+                if agent_class != "heartbeat":
+                    raise _StatementError(
+                        keyword.line, "args is only for heartbeat-class scripts; use params"
+                    )
+                i += 1
+                while i < len(rest) and not rest[i].is_word(*_SECTION_WORDS):
+                    args.append(rest[i].text)
+                    i += 1
+            elif keyword.is_word("utilization"):
+                raise _StatementError(keyword.line, "utilization is not supported; remove it")
+            else:
+                raise _StatementError(
+                    keyword.line, f"unexpected {keyword.text!r}; expected params, op, meta or args"
+                )
+        self.lines[f"primitive {rsc_id.text}"] = rsc_id.line
+        self.primitives.append(
+            Primitive(
+                id=rsc_id.text,
+                agent_class=agent_class,
+                provider=provider,
+                type=agent_type,
+                params=tuple((k.text, v) for k, v in params),
+                ops=tuple(ops),
+                meta=tuple((k.text, v) for k, v in meta),
+                args=tuple(args),
+            )
+        )
+
+    # -- group ----------------------------------------------------------------------------------
+
+    def on_group(self, tokens: list[Token]) -> None:
+        if len(tokens) < 3:
+            raise _StatementError(
+                tokens[-1].line, "needs an id and members; write group ID RSC [RSC …] [meta k=v …]"
+            )
+        members: list[str] = []
+        meta: list[tuple[Token, str]] = []
+        i = 2
+        while i < len(tokens):
+            token = tokens[i]
+            if token.is_word("meta"):
+                pairs, i = _pairs_after(tokens, i + 1, ("meta",))
+                _extend_unique(meta, pairs, "meta ")
+                continue
+            if token.is_word("params"):
+                raise _StatementError(token.line, "a group has no params; put them on its primitives")
+            if "=" in token.text:
+                raise _StatementError(
+                    token.line, f"{token.text!r} looks like an attribute; write meta {token.text}"
+                )
+            members.append(token.text)
+            i += 1
+        self.lines[f"group {tokens[1].text}"] = tokens[1].line
+        self.groups.append(Group(tokens[1].text, tuple(members), tuple((k.text, v) for k, v in meta)))
+
+    # -- constraints ----------------------------------------------------------------------------
+
+    def on_location(self, tokens: list[Token]) -> None:
+        usage = "expected SCORE: NODE after the resource; write location ID RSC SCORE: NODE, e.g. location prefer-n1 web 100: node1"
+        if any(t.is_word("rule") for t in tokens):
+            raise _StatementError(
+                tokens[0].line, "location rules are not supported; use a node score: " + usage
+            )
+        _refuse_sets(tokens)
+        words = _split_score_colon(tokens[3:])
+        if len(tokens) < 4 or len(words) != 2 or not words[0].text.endswith(":"):
+            raise _StatementError(tokens[-1].line, usage)
+        score = _score(words[0])
+        node = _node_name(words[1])
+        self.lines[f"location {tokens[1].text}"] = tokens[1].line
+        self.locations.append(Location(tokens[1].text, _plain_rsc(tokens[2]), node, score))
+
+    def on_colocation(self, tokens: list[Token]) -> None:
+        usage = "write colocation ID SCORE: RSC WITH_RSC, e.g. colocation web-with-ip inf: web vip"
+        _refuse_sets(tokens)
+        if len(tokens) < 5 or not tokens[2].text.endswith(":"):
+            raise _StatementError(tokens[-1].line, usage)
+        score = _score(tokens[2])
+        names = [_rsc_role(t) for t in tokens[3:]]
+        for n, (rsc, with_rsc) in enumerate(itertools.pairwise(names), start=1):
+            constraint_id = tokens[1].text if len(names) == 2 else f"{tokens[1].text}-{n}"
+            self.lines[f"colocation {constraint_id}"] = tokens[1].line
+            self.colocations.append(Colocation(constraint_id, score, rsc, with_rsc))
+
+    def on_order(self, tokens: list[Token]) -> None:
+        usage = "write order ID KIND: FIRST THEN, e.g. order ip-then-web Mandatory: vip web"
+        _refuse_sets(tokens)
+        if len(tokens) < 5 or not tokens[2].text.endswith(":"):
+            raise _StatementError(tokens[-1].line, usage)
+        kind = _order_kind(tokens[2])
+        symmetrical = True
+        names: list[str] = []
+        for token in tokens[3:]:
+            if token.text.startswith("symmetrical=") and not token.quoted:
+                symmetrical = _boolean(token, token.text.partition("=")[2])
+            elif "=" in token.text:
+                raise _StatementError(
+                    token.line, f"{token.text!r} is not supported; only symmetrical=true|false is"
+                )
+            else:
+                names.append(_rsc_action(token))
+        if len(names) < 2:
+            raise _StatementError(tokens[-1].line, usage)
+        for n, (first, then) in enumerate(itertools.pairwise(names), start=1):
+            constraint_id = tokens[1].text if len(names) == 2 else f"{tokens[1].text}-{n}"
+            self.lines[f"order {constraint_id}"] = tokens[1].line
+            self.orders.append(Order(constraint_id, kind, first, then, symmetrical))
+
+    # -- properties, defaults, nodes, fencing ---------------------------------------------------
+
+    def on_property(self, tokens: list[Token]) -> None:
+        self._name_values(tokens, self.properties, "property", per_key=True)
+
+    def on_rsc_defaults(self, tokens: list[Token]) -> None:
+        self._name_values(tokens, self.rsc_defaults, "rsc_defaults", per_key=False)
+
+    def on_op_defaults(self, tokens: list[Token]) -> None:
+        self._name_values(tokens, self.op_defaults, "op_defaults", per_key=False)
+
+    def _name_values(self, tokens: list[Token], into: dict[str, str], kind: str, per_key: bool) -> None:
+        rest = tokens[1:]
+        if rest and rest[0].text.endswith(":") and "=" not in rest[0].text and not rest[0].quoted:
+            rest = rest[1:]  # the attribute-set id, e.g. cib-bootstrap-options:; we keep one set
+        if not rest:
+            raise _StatementError(tokens[0].line, f"sets nothing; write {kind} NAME=VALUE …")
+        pairs, end = _pairs_after(rest, 0, ())
+        assert end == len(rest)
+        for key, value in pairs:
+            if key.text in into:
+                raise _StatementError(key.line, f"{key.text} is already set; keep one {key.text}=…")
+            into[key.text] = value
+            self.lines[f"{kind} {key.text}" if per_key else kind] = key.line
+
+    def on_node(self, tokens: list[Token]) -> None:
+        usage = "write node NAME [attributes k=v …] or node ID: NAME"
+        rest = tokens[1:]
+        if rest and re.fullmatch(r"\d+:", rest[0].text):
+            rest = rest[1:]  # the numeric node id of `node 1: node1`; nodes are known by name here
+        if not rest:
+            raise _StatementError(tokens[0].line, usage)
+        name_token = rest[0]
+        base, _, node_type = name_token.text.partition(":")
+        if node_type and node_type not in ("normal", "member"):
+            raise _StatementError(
+                name_token.line, f"node type {node_type!r} is not supported; drop :{node_type}"
+            )
+        name = _node_name(Token(base, name_token.line))
+        attributes: list[tuple[Token, str]] = []
+        i = 1
+        while i < len(rest):
+            if rest[i].is_word("attributes"):
+                pairs, i = _pairs_after(rest, i + 1, ("attributes", "utilization"))
+                _extend_unique(attributes, pairs, "attribute ")
+            elif rest[i].is_word("utilization"):
+                raise _StatementError(rest[i].line, "utilization is not supported; remove it")
+            else:
+                raise _StatementError(rest[i].line, f"unexpected {rest[i].text!r}; {usage}")
+        if name in self.nodes:
+            raise _StatementError(name_token.line, f"node {name} is already defined; merge the two lines")
+        self.lines[f"node {name}"] = name_token.line
+        self.nodes[name] = tuple((k.text, v) for k, v in attributes)
+
+    def on_fencing_topology(self, tokens: list[Token]) -> None:
+        usage = "write fencing_topology NODE: DEV[,DEV…] [DEV …] [NODE: …], e.g. fencing_topology node1: ipmi1 pdu1,pdu2"
+        target: str | None = None
+        next_index: dict[str, int] = {}
+        for level in self.fencing_levels:
+            next_index[level.target] = max(next_index.get(level.target, 1), level.index + 1)
+        for token in tokens[1:]:
+            if token.text.endswith(":") and not token.quoted:
+                target = _node_name(Token(token.text[:-1], token.line))
+                self.lines.setdefault(f"fencing_topology {target}", token.line)
+                continue
+            if target is None:
+                raise _StatementError(token.line, f"level {token.text!r} has no target node; {usage}")
+            if "=" in token.text or ":" in token.text:
+                raise _StatementError(token.line, f"{token.text!r}: only node targets are supported; {usage}")
+            devices = tuple(token.text.split(","))
+            if not all(devices):
+                raise _StatementError(token.line, f"{token.text!r} has an empty device name; {usage}")
+            index = next_index.get(target, 1)
+            next_index[target] = index + 1
+            self.fencing_levels.append(FencingLevel(target, index, devices))
+        if target is None:
+            raise _StatementError(tokens[0].line, usage)
+
+
+_HANDLERS: Final[dict[str, Callable[[_Parser, list[Token]], None]]] = {
+    "primitive": _Parser.on_primitive,
+    "group": _Parser.on_group,
+    "location": _Parser.on_location,
+    "colocation": _Parser.on_colocation,
+    "collocation": _Parser.on_colocation,
+    "order": _Parser.on_order,
+    "property": _Parser.on_property,
+    "rsc_defaults": _Parser.on_rsc_defaults,
+    "op_defaults": _Parser.on_op_defaults,
+    "node": _Parser.on_node,
+    "fencing_topology": _Parser.on_fencing_topology,
+}
+_SECTION_WORDS: Final = ("params", "op", "meta", "utilization", "args")
+
+
+class _StatementError(Exception):
+    """One problem that ends the parsing of one statement; ``line`` is where it was seen."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(what)
+        self.line = line
+
+
+def _head(tokens: list[Token]) -> str:
+    return " ".join(t.text for t in tokens[:2])
+
+
+def _agent(token: Token) -> tuple[str, str | None, str]:
+    parts = token.text.split(":")
+    expected = (
+        f"expected CLASS:PROVIDER:TYPE, CLASS:TYPE or a bare TYPE; CLASS is one of {', '.join(AGENT_CLASSES)}"
+    )
+    if len(parts) == 1:
+        return "ocf", "heartbeat", parts[0]
+    agent_class = parts[0]
+    if agent_class in ("systemd", "service", "upstart", "nagios"):
+        raise _StatementError(
+            token.line, f"agent class {agent_class} is not supported; use lsb:NAME for init scripts"
+        )
+    if agent_class not in AGENT_CLASSES or not all(parts):
+        raise _StatementError(token.line, f"agent {token.text!r} is malformed; {expected}")
+    if agent_class == "ocf":
+        if len(parts) != 3:
+            raise _StatementError(
+                token.line, f"ocf agent {token.text!r} needs a provider; write ocf:heartbeat:{parts[-1]}"
+            )
+        return "ocf", parts[1], parts[2]
+    if len(parts) != 2:
+        raise _StatementError(
+            token.line, f"a {agent_class} agent has no provider; write {agent_class}:{parts[-1]}"
+        )
+    return agent_class, None, parts[1]
+
+
+def _pairs_after(
+    tokens: list[Token], start: int, stop_words: tuple[str, ...]
+) -> tuple[list[tuple[Token, str]], int]:
+    """``k=v`` tokens from ``start`` up to the next keyword; returns them and the index after."""
+    pairs: list[tuple[Token, str]] = []
+    i = start
+    while i < len(tokens) and not tokens[i].is_word(*stop_words):
+        token = tokens[i]
+        key, equals, value = token.text.partition("=")
+        if not equals or not key:
+            raise _StatementError(
+                token.line, f'{token.text!r} is not NAME=VALUE; quote values with blanks: k="a b"'
+            )
+        pairs.append((Token(key, token.line), value))
+        i += 1
+    return pairs, i
+
+
+def _extend_unique(into: list[tuple[Token, str]], pairs: Iterable[tuple[Token, str]], what: str) -> None:
+    seen = {key.text for key, _ in into}
+    for key, value in pairs:
+        if key.text in seen:
+            raise _StatementError(key.line, f"{what}{key.text} is given twice; keep one")
+        seen.add(key.text)
+        into.append((key, value))
+
+
+def _op(name: Token, pairs: list[tuple[Token, str]]) -> Op:
+    if name.text not in OP_NAMES:
+        guess = difflib.get_close_matches(name.text, OP_NAMES, n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        raise _StatementError(
+            name.line, f"op {name.text!r} is unknown; expected one of {', '.join(OP_NAMES)}{hint}"
+        )
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        attribute = "OCF_CHECK_LEVEL" if key.text == "depth" else key.text
+        if attribute not in _OP_ATTRIBUTES:
+            accepted = ", ".join(_OP_ATTRIBUTES)
+            raise _StatementError(
+                key.line, f"op {name.text}: {key.text} is not supported; accepted: {accepted}"
+            )
+        if attribute in values:
+            raise _StatementError(key.line, f"op {name.text}: {key.text} is given twice; keep one")
+        values[attribute] = value
+    interval_ms = _time(name, "interval", values.get("interval", "0"))
+    timeout_ms = _time(name, "timeout", values["timeout"]) if "timeout" in values else 0
+    if "timeout" in values and timeout_ms == 0:
+        raise _StatementError(
+            name.line, f"op {name.text}: timeout must be more than 0; give e.g. timeout=20s"
+        )
+    depth_text = values.get("OCF_CHECK_LEVEL", "0")
+    if not depth_text.isdigit():
+        raise _StatementError(
+            name.line, f"op {name.text}: OCF_CHECK_LEVEL={depth_text!r}; expected 0, 10, 20 …"
+        )
+    role = values.get("role")
+    if role is not None:
+        role = next((r for r in OP_ROLES if r.lower() == role.lower()), role)
+    return Op(name.text, interval_ms, timeout_ms, int(depth_text), values.get("on-fail"), role)
+
+
+def _time(name: Token, attribute: str, value: str) -> int:
+    try:
+        return parse_time_ms(value)
+    except ValueError:
+        raise _StatementError(
+            name.line, f"op {name.text}: {attribute}={value!r}; expected {TIME_HINT}"
+        ) from None
+
+
+def _score(token: Token) -> int:
+    text = token.text.removesuffix(":")
+    try:
+        return parse_score(text)
+    except ValueError:
+        raise _StatementError(
+            token.line, f"score {text!r}; expected an integer, inf or -inf, then a colon"
+        ) from None
+
+
+def _order_kind(token: Token) -> str:
+    text = token.text.removesuffix(":")
+    for kind in ORDER_KINDS:
+        if text.lower() == kind.lower():
+            return kind
+    try:
+        score = parse_score(text)
+    except ValueError:
+        raise _StatementError(
+            token.line, f"order kind {text!r}; expected Mandatory, Optional, Serialize or a score (inf, 0)"
+        ) from None
+    if score < 0:
+        raise _StatementError(
+            token.line, f"order score {text} is negative; expected inf (Mandatory) or 0 (Optional)"
+        )
+    return "Mandatory" if score > 0 else "Optional"
+
+
+def _split_score_colon(tokens: list[Token]) -> list[Token]:
+    """``100:node1`` as one word becomes ``100:`` and ``node1``."""
+    if len(tokens) == 1 and ":" in tokens[0].text and not tokens[0].text.endswith(":"):
+        score, _, node = tokens[0].text.partition(":")
+        return [Token(score + ":", tokens[0].line), Token(node, tokens[0].line)]
+    return tokens
+
+
+def _node_name(token: Token) -> str:
+    if not _NODE_RE.match(token.text):
+        raise _StatementError(
+            token.line, f"{token.text!r} is not a node name; expected a host name such as node1"
+        )
+    return token.text.lower()
+
+
+def _plain_rsc(token: Token) -> str:
+    if ":" in token.text or "=" in token.text:
+        raise _StatementError(
+            token.line, f"{token.text!r}: expected a resource id without role or attributes"
+        )
+    return token.text
+
+
+def _rsc_role(token: Token) -> str:
+    rsc, colon, role = token.text.partition(":")
+    if colon and role != "Started":
+        raise _StatementError(token.line, f"{token.text!r}: only the Started role is supported; write {rsc}")
+    if "=" in token.text:
+        raise _StatementError(
+            token.line, f"{token.text!r} is not supported; colocation takes resource ids only"
+        )
+    return rsc
+
+
+def _rsc_action(token: Token) -> str:
+    rsc, colon, action = token.text.partition(":")
+    if colon and action != "start":
+        raise _StatementError(
+            token.line, f"{token.text!r}: only the start action can be ordered; write {rsc}"
+        )
+    return rsc
+
+
+def _refuse_sets(tokens: list[Token]) -> None:
+    for token in tokens:
+        if not token.quoted and (token.text[:1] in "([{" or token.text[-1:] in ")]}"):
+            raise _StatementError(
+                token.line, "resource sets are not supported; write one constraint per pair"
+            )
+
+
+def _boolean(token: Token, value: str) -> bool:
+    if value.lower() in ("true", "yes", "on", "1"):
+        return True
+    if value.lower() in ("false", "no", "off", "0"):
+        return False
+    raise _StatementError(token.line, f"{token.text!r}; expected true or false")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_resources_crm(cfg: ClusterConfig) -> str:
+    """``cfg`` in crm configure show style; ``ValueError`` if a value holds a line break."""
+    out: list[str] = []
+    for name, attributes in cfg.node_attributes:
+        out.append(_statement(f"node {name}", [_section("attributes", attributes)] if attributes else []))
+    for p in cfg.primitives:
+        sections = []
+        if p.args:
+            sections.append(" ".join(["args", *(_quote_word(arg) for arg in p.args)]))
+        if p.params:
+            sections.append(_section("params", p.params))
+        sections.extend(_render_op(op) for op in p.ops)
+        if p.meta:
+            sections.append(_section("meta", p.meta))
+        out.append(_statement(f"primitive {p.id} {p.agent}", sections))
+    for g in cfg.groups:
+        out.append(
+            _statement(f"group {g.id} {' '.join(g.members)}", [_section("meta", g.meta)] if g.meta else [])
+        )
+    for lc in cfg.locations:
+        out.append(f"location {lc.id} {lc.rsc} {format_score(lc.score)}: {lc.node}")
+    for co in cfg.colocations:
+        out.append(f"colocation {co.id} {format_score(co.score)}: {co.rsc} {co.with_rsc}")
+    for od in cfg.orders:
+        tail = "" if od.symmetrical else " symmetrical=false"
+        out.append(f"order {od.id} {od.kind}: {od.first} {od.then}{tail}")
+    if cfg.fencing_levels:
+        targets: dict[str, list[FencingLevel]] = {}
+        for level in cfg.fencing_levels:
+            targets.setdefault(level.target, []).append(level)
+        lines = [
+            f"{target}: " + " ".join(",".join(lv.devices) for lv in sorted(levels, key=lambda lv: lv.index))
+            for target, levels in targets.items()
+        ]
+        out.append(_statement("fencing_topology", lines))
+    for keyword, set_id, pairs in (
+        ("property", "cib-bootstrap-options", cfg.properties),
+        ("rsc_defaults", "rsc-options", cfg.rsc_defaults),
+        ("op_defaults", "op-options", cfg.op_defaults),
+    ):
+        if pairs:
+            out.append(_statement(f"{keyword} {set_id}:", [_pair(k, v) for k, v in pairs]))
+    return "".join(line + "\n" for line in out)
+
+
+def _statement(head: str, sections: list[str]) -> str:
+    return " \\\n\t".join([head, *sections])
+
+
+def _section(keyword: str, pairs: Pairs) -> str:
+    return " ".join([keyword, *(_pair(k, v) for k, v in pairs)])
+
+
+def _render_op(op: Op) -> str:
+    words = [f"op {op.name}", f"interval={format_time_ms(op.interval_ms)}"]
+    if op.timeout_ms:
+        words.append(f"timeout={format_time_ms(op.timeout_ms)}")
+    if op.depth:
+        words.append(f"OCF_CHECK_LEVEL={op.depth}")
+    if op.on_fail is not None:
+        words.append(_pair("on-fail", op.on_fail))
+    if op.role is not None:
+        words.append(_pair("role", op.role))
+    return " ".join(words)
+
+
+def _pair(key: str, value: str) -> str:
+    return f"{key}={quote_value(value)}"
+
+
+def _quote_word(word: str) -> str:
+    """A positional argument: quoted also when it would read as a section keyword."""
+    return f'"{word}"' if word in _SECTION_WORDS else quote_value(word)
+
+
+def quote_value(value: str) -> str:
+    """``value`` bare when that is safe, else in double quotes with ``\\`` and ``"`` escaped."""
+    if any(char in value for char in "\n\r") or any(ord(char) < 32 and char != "\t" for char in value):
+        raise ValueError(f"value {value!r} holds a control character; crm syntax cannot express it")
+    if _BARE_RE.match(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
