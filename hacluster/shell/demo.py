@@ -126,6 +126,22 @@ class DemoCluster:
             time.sleep(0.05)
         return False
 
+    def wait_service_started(self, observer: str, timeout_s: float = 15.0) -> str | None:
+        """Wait until every demo resource is started on one node; return that node."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            doc = self.status(observer)
+            if (
+                doc is not None
+                and doc["resources"]
+                and all(r["state"] == "started" for r in doc["resources"])
+            ):
+                nodes = {r["node"] for r in doc["resources"]}
+                if len(nodes) == 1:
+                    return str(next(iter(nodes)))
+            time.sleep(0.05)
+        return None
+
     def kill(self, name: str) -> float:
         """SIGKILL one daemon; returns the monotonic time of the kill."""
         proc = self.procs[name]
@@ -146,6 +162,10 @@ class DemoCluster:
                 proc.wait()
 
 
+def _ms(seconds: float | None) -> str:
+    return "not within 10 s" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
 def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: float = 0.0) -> int:
     root = Path(tempfile.mkdtemp(prefix="hacluster-demo-"))
     cluster = DemoCluster(root, nodes)
@@ -160,24 +180,37 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
             print("the demo nodes did not all become active; see the logs in", root, file=sys.stderr)
             return 1
         first = cluster.names[0]
+        holder = cluster.wait_service_started(first)
         print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
         print(render.status_text(cluster.status(first) or {}))
-        if kill:
-            victim = cluster.names[-1]
-            print(f"Killing {victim} with SIGKILL ...")
+        if kill and holder is None:
+            print("the service did not start; see the logs in", root, file=sys.stderr)
+            return 1
+        if kill and holder is not None:
+            victim = holder
+            survivors = [n for n in cluster.names if n != victim]
+            observer = survivors[0]
+            print(f"Killing {victim}, which runs the service, with SIGKILL ...")
             killed = cluster.kill(victim)
-            survivors = cluster.names[:-1]
-            seen: dict[str, float] = {}
-            while len(seen) < len(survivors) and time.monotonic() - killed < 10:
-                for name in survivors:
-                    if name not in seen and cluster.states_seen_by(name).get(victim) == "dead":
-                        seen[name] = time.monotonic() - killed
-                time.sleep(0.005)
-            for name in survivors:
-                took = f"{seen[name] * 1000:.0f} ms" if name in seen else "not within 10 s"
-                print(f"  {name} declared {victim} dead after {took}")
-            print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
-            print(render.status_text(cluster.status(first) or {}))
+            dead_after = moved_after = None
+            new_holder = None
+            while time.monotonic() - killed < 10 and (dead_after is None or moved_after is None):
+                doc = cluster.status(observer)
+                if doc is not None:
+                    states = {n["name"]: n["state"] for n in doc["nodes"]}
+                    if dead_after is None and states.get(victim) == "dead":
+                        dead_after = time.monotonic() - killed
+                    where = {r["node"] for r in doc["resources"] if r["state"] == "started"}
+                    if len(where) == 1 and all(r["state"] == "started" for r in doc["resources"]):
+                        candidate = next(iter(where))
+                        if candidate != victim:
+                            new_holder, moved_after = candidate, time.monotonic() - killed
+                time.sleep(0.002)
+            print(f"  {observer} declared {victim} dead after {_ms(dead_after)}")
+            print(f"  the service runs on {new_holder or 'no node'} after {_ms(moved_after)} (from the kill)")
+            print(f"\n$ hacrm --socket {cluster.socket_of(observer)} status")
+            print(render.status_text(cluster.status(observer) or {}))
+            first = observer
         if duration_s > 0 or sys.stdin.isatty():
             print(
                 "Live status (Ctrl-C to stop and clean up)"
