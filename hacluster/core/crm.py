@@ -33,9 +33,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hacluster.core.cib import INFINITY, ClusterConfig, Primitive
+from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, parse_time_ms
 from hacluster.core.edits import completed_moves, drop_locations
 from hacluster.core.effects import Level, MessageDelivered, NodeStateChanged, Notice
+from hacluster.core.fencing import FenceDeviceSpec, FenceFinished, FencingManager, devices_from_config
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import (
     MAYBE_ACTIVE,
@@ -55,6 +56,8 @@ STATE_MSG: Final = "hac_state"
 PLAN_MSG: Final = "hac_plan"
 CONFIG_MSG: Final = "hac_cfg"
 CLEANUP_MSG: Final = "hac_cleanup"
+FENCE_REQUEST_MSG: Final = "hac_fence_req"
+FENCED_MSG: Final = "hac_fenced"
 CONFIG_RESEND_MS: Final = 1000
 
 
@@ -79,8 +82,11 @@ class RmSettings:
     node: NodeName
     nodes: tuple[NodeName, ...]
     refresh_ms: int = 1000
-    fencing_devices: int = 0
-    """Fencing devices configured outside the resource configuration (ha.cf ``stonith``)."""
+    extra_devices: tuple[FenceDeviceSpec, ...] = ()
+    """Fence devices configured outside the resource configuration (ha.cf ``stonith_host``)."""
+    fencing_delay_ms: int = 200
+    """``priority-fencing-delay`` when the property is not set: how long a node that runs no
+    resource waits before fencing, so that in a split the node running them shoots first."""
     shutdown_timeout_ms: int = 120_000
 
 
@@ -124,6 +130,13 @@ class ResourceManager:
         self._done = False
         self._dc: NodeName | None = None
         self._digest = ""
+        self.fencing = FencingManager(settings.node)
+        self._unclean: dict[NodeName, int | None] = {}
+        """Nodes lost without a goodbye and not fenced yet → their generation when lost."""
+        self._suspects: set[NodeName] = set()
+        """Unclean nodes heard again with the same generation: not trusted until fenced."""
+        self._joining: set[NodeName] = set()
+        """Peers heard from but not active yet (``init``/``up``): the DC waits for them."""
         self._adopt(config, settings.node, now_ms, announce=False)
 
     # --- queries ----------------------------------------------------------------------
@@ -180,10 +193,14 @@ class ResourceManager:
             return True
         return 2 * len(self._members) > total
 
+    def devices(self) -> tuple[FenceDeviceSpec, ...]:
+        return devices_from_config(self.config, self._s.extra_devices)
+
     def fencing_configured(self) -> bool:
-        if self._s.fencing_devices > 0:
-            return True
-        return any(p.agent_class == "stonith" for p in self.config.primitives)
+        return bool(self.devices())
+
+    def fencing_pending(self) -> dict[NodeName, str]:
+        return self.fencing.pending()
 
     def warnings(self) -> list[str]:
         out = []
@@ -204,16 +221,51 @@ class ResourceManager:
     # --- inputs -----------------------------------------------------------------------
 
     def on_membership(
-        self, change: NodeStateChanged, members: Iterable[NodeName], now_ms: int
+        self,
+        change: NodeStateChanged,
+        members: Iterable[NodeName],
+        now_ms: int,
+        generation: int | None = None,
     ) -> list[object]:
-        self._members = frozenset(members)
-        if change.new == "dead" and change.graceful:
-            self._clean_exits.add(change.node)
-        elif change.new in ("init", "up", "active"):
-            self._clean_exits.discard(change.node)
-        if change.node != self._s.node and change.new == "active":
+        out: list[object] = []
+        node = change.node
+        if node != self._s.node and node in self._s.nodes:
+            if change.new == "dead" and change.graceful:
+                self._clean_exits.add(node)
+                self._unclean.pop(node, None)
+                self._suspects.discard(node)
+                out += self.fencing.cancel(node, "it stopped gracefully")
+            elif change.new == "dead":
+                self._clean_exits.discard(node)
+                if node not in self.fencing.fenced:
+                    self._unclean[node] = generation
+            elif change.new in ("init", "up", "active"):
+                self._clean_exits.discard(node)
+                if node in self._unclean and self._unclean[node] == generation and self._must_fence():
+                    if node not in self._suspects:
+                        out.append(
+                            Notice(
+                                "NODE_SUSPECT",
+                                Level.CRITICAL,
+                                f"{node} is back with the same generation after being declared dead: it may "
+                                "have run resources meanwhile; it stays out of the cluster until fenced",
+                            )
+                        )
+                    self._suspects.add(node)
+                else:
+                    self._unclean.pop(node, None)
+                    self._suspects.discard(node)
+                    self.fencing.forget(node)
+        if node != self._s.node:
+            if change.new in ("init", "up"):
+                self._joining.add(node)
+            else:
+                self._joining.discard(node)
+        self._members = frozenset(members) - self._suspects
+        if node != self._s.node and change.new == "active":
             self._next_refresh_ms = now_ms  # tell the newcomer about us at once
-        return self.step(now_ms)
+        out += self.step(now_ms)
+        return out
 
     def on_message(self, message: MessageDelivered, now_ms: int) -> list[object]:
         out: list[object] = []
@@ -226,6 +278,10 @@ class ResourceManager:
                 self._on_config(message, now_ms, out)
             elif message.mtype == CLEANUP_MSG:
                 self._cleanup_local(message.get("rsc") or "", message.get("node") or "", out)
+            elif message.mtype == FENCE_REQUEST_MSG:
+                self._on_fence_request(message, now_ms, out)
+            elif message.mtype == FENCED_MSG:
+                self._on_fenced(message, now_ms, out)
         except (ValueError, TypeError, KeyError) as exc:
             out.append(
                 Notice(
@@ -319,6 +375,9 @@ class ResourceManager:
                     deadline = min(deadline, resource.last_failure_ms + timeout)
         if self._leave_deadline_ms is not None and not self._done:
             deadline = min(deadline, self._leave_deadline_ms)
+        fencing = self.fencing.next_deadline_ms()
+        if fencing is not None:
+            deadline = min(deadline, fencing)
         return deadline
 
     # --- the step: expire, plan, reconcile, report ------------------------------------------
@@ -336,18 +395,24 @@ class ResourceManager:
         if self._dc == self._s.node:
             self._compute_plan(now_ms, out)
             self._complete_moves(now_ms, out)
+            self._request_fencing(now_ms, out)
+        out += self.fencing.tick(self.devices(), now_ms)
         self._reconcile(now_ms, out)
         self._report(now_ms, out)
         self._check_shutdown(now_ms, out)
         return out
 
     def _elect(self, out: list[object]) -> None:
-        candidates = sorted(self._members | {self._s.node}) if self._members else [self._s.node]
-        dc = NodeName(candidates[0])
+        # Until membership says we are active (communication up) our view is partial: a plan
+        # made from it could start what a peer we have not heard from yet still runs.
+        dc = min(self._members) if self._s.node in self._members else None
         if dc != self._dc:
-            out.append(
-                Notice("DC_CHANGED", Level.INFO, f"designated coordinator is now {dc} (lowest-named member)")
+            text = (
+                f"designated coordinator is now {dc} (lowest-named member)"
+                if dc is not None
+                else f"no designated coordinator until {self._s.node} is an active member"
             )
+            out.append(Notice("DC_CHANGED", Level.INFO, text))
             self._dc = dc
             if self._plan_from != dc:
                 self._plan = None
@@ -384,7 +449,10 @@ class ResourceManager:
                 has_quorum=self.has_quorum(),
             )
         )
-        plan = make_plan(self.config, placement, observed, members, frozenset(self._clean_exits))
+        trusted_down = frozenset(self._clean_exits) | self.fencing.fenced
+        if not self._must_fence():
+            trusted_down |= frozenset(self._unclean)  # no fencing: a lost node is assumed down
+        plan = make_plan(self.config, placement, observed, members, trusted_down)
         if self.config.is_stonith_enabled() and not self.fencing_configured():
             reason = "stonith-enabled=true but no fencing device is configured"
             plan = Plan(
@@ -401,6 +469,97 @@ class ResourceManager:
             self._broadcast_plan(out)
         if previous != plan.assignment:
             out.append(Notice("PLAN", Level.INFO, f"plan {self._plan_id}: {_describe(plan, previous)}"))
+
+    def _must_fence(self) -> bool:
+        return self.config.is_stonith_enabled() and bool(self._config_ids())
+
+    def _request_fencing(self, now_ms: int, out: list[object]) -> None:
+        """DC: fence every unclean node, and members whose stop failed, if we have quorum."""
+        if not self._must_fence() or not self.has_quorum():
+            return
+        wanted: dict[NodeName, str] = {}
+        for node in self._unclean:
+            wanted[node] = "it left the membership without a clean stop"
+        for rsc, states in self.observed().items():
+            for node, state in states.items():
+                if state is LocalState.BLOCKED and node in self._members | {self._s.node}:
+                    wanted.setdefault(node, f"stop of {rsc} failed there")
+        runs_something = any(r.state is LocalState.STARTED for r in self._local.values())
+        delay = 0 if runs_something else self._fencing_delay_ms()
+        for target, reason in sorted(wanted.items()):
+            if target in self.fencing.fenced or target in self.fencing.pending():
+                continue
+            if target == self._s.node:
+                executors = sorted(self._members - {self._s.node})
+                if executors:
+                    out.append(
+                        Broadcast(
+                            FENCE_REQUEST_MSG,
+                            (("target", target), ("executor", executors[0]), ("reason", reason)),
+                        )
+                    )
+                continue
+            out += self.fencing.request(target, reason, self.config, self.devices(), delay, now_ms)
+
+    def _fencing_delay_ms(self) -> int:
+        text = self.config.property("priority-fencing-delay")
+        if text is None:
+            return self._s.fencing_delay_ms
+        try:
+            return parse_time_ms(text)
+        except ValueError:
+            return self._s.fencing_delay_ms
+
+    def on_fence_finished(self, result: FenceFinished, now_ms: int) -> list[object]:
+        out = self.fencing.on_finished(result, now_ms, self.devices())
+        if result.ok and result.target in self.fencing.fenced:
+            self._after_fence(result.target, result.device, now_ms, out)
+        out += self.step(now_ms)
+        return out
+
+    def confirm_fenced(self, target: NodeName, now_ms: int) -> list[object]:
+        """The operator's word that ``target`` is down (``hacrm node fence-confirm``)."""
+        out = self.fencing.confirm(target, self._s.node, "confirmed by an operator", now_ms)
+        self._after_fence(target, "manual", now_ms, out)
+        out += self.step(now_ms)
+        return out
+
+    def request_fence(self, target: NodeName, now_ms: int) -> list[object]:
+        """The operator asks for ``target`` to be fenced now (``hacrm node fence``)."""
+        out = self.fencing.request(target, "requested by an operator", self.config, self.devices(), 0, now_ms)
+        out += self.step(now_ms)
+        return out
+
+    def _after_fence(self, target: NodeName, device: str, now_ms: int, out: list[object]) -> None:
+        self._unclean.pop(target, None)
+        self._suspects.discard(target)
+        event = next((e for e in reversed(self.fencing.history()) if e.target == target), None)
+        ms = event.ms if event is not None else 0
+        reason = event.reason if event is not None else ""
+        out.append(
+            Broadcast(
+                FENCED_MSG,
+                (("target", target), ("device", device), ("ms", str(ms)), ("reason", reason)),
+            )
+        )
+
+    def _on_fence_request(self, message: MessageDelivered, now_ms: int, out: list[object]) -> None:
+        target = NodeName(message.get("target") or "")
+        if message.get("executor") != self._s.node or target == self._s.node or not target:
+            return
+        reason = (message.get("reason") or "") + f" (asked by {message.src})"
+        out += self.fencing.request(target, reason, self.config, self.devices(), 0, now_ms)
+
+    def _on_fenced(self, message: MessageDelivered, now_ms: int, out: list[object]) -> None:
+        target = NodeName(message.get("target") or "")
+        if not target:
+            raise ValueError("hac_fenced without a target")
+        if target == self._s.node:
+            return  # we were fenced yet we run: the device did not work; peers will see us again
+        device = message.get("device") or "?"
+        out += self.fencing.confirm(target, message.src, f"fenced with {device}", now_ms, device=device)
+        self._unclean.pop(target, None)
+        self._suspects.discard(target)
 
     def _complete_moves(self, now_ms: int, out: list[object]) -> None:
         """One-shot moves: once the resource runs where it was sent, its constraint goes."""
@@ -426,6 +585,7 @@ class ResourceManager:
             report = self._reports.get(node)
             if report is None or not report.probed or (report.epoch, report.digest) != self._version():
                 waiting.append(node)
+        waiting += sorted(self._joining - members)  # heard from, about to join: plan with them
         return waiting
 
     def _broadcast_plan(self, out: list[object]) -> None:
@@ -466,6 +626,8 @@ class ResourceManager:
             elif resource.state is LocalState.STOPPED and wanted and not self._leaving:
                 if resource.failcount >= self._threshold(rsc) or resource.banned_everywhere:
                     continue
+                if self._is_held_elsewhere(rsc, observed):
+                    continue  # a plan older than a peer's report: never two copies
                 if all(self._is_started(first, observed) for first in deps.get(rsc, [])):
                     self._run(resource, primitive, "start", 0, now_ms, out)
 
@@ -478,6 +640,13 @@ class ResourceManager:
         if plan is None:
             return None
         return plan.assignment.get(rsc) == self._s.node
+
+    def _is_held_elsewhere(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
+        """A member other than us last reported ``rsc`` as possibly active."""
+        return any(
+            n != self._s.node and n in self._members and s in MAYBE_ACTIVE - {LocalState.UNKNOWN}
+            for n, s in observed.get(rsc, {}).items()
+        )
 
     def _is_started(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
         return any(

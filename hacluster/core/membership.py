@@ -207,6 +207,10 @@ class Membership:
             self._send(out, Message.of(("t", mtype), *pairs), now_ms)
         return out
 
+    def peer_generation(self, node: NodeName) -> int | None:
+        peer = self._peers.get(node)
+        return None if peer is None else peer.generation
+
     def members(self) -> tuple[NodeName, ...]:
         """This node and every peer currently ``active``, sorted by name."""
         names = [self._s.node] if self._state == "active" else []

@@ -23,11 +23,13 @@ from hacluster.core.effects import (
     StopRequested,
     Tick,
 )
+from hacluster.core.fencing import FenceFinished
+from hacluster.core.ids import NodeName
 from hacluster.core.lrm import AgentFinished
 from hacluster.core.membership import Membership
 from hacluster.core.settings import MembershipSettings
 
-NodeInput = Input | AgentFinished
+NodeInput = Input | AgentFinished | FenceFinished
 
 
 class NodeCore:
@@ -55,6 +57,8 @@ class NodeCore:
     def handle(self, inp: NodeInput, now_ms: int) -> list[object]:
         if isinstance(inp, AgentFinished):
             return self._route(self.rm.on_agent_finished(inp, now_ms), now_ms)
+        if isinstance(inp, FenceFinished):
+            return self._route(self.rm.on_fence_finished(inp, now_ms), now_ms)
         if isinstance(inp, StopRequested):
             self._stopping = True
             out = self._route(self.rm.begin_shutdown(now_ms), now_ms)
@@ -70,6 +74,12 @@ class NodeCore:
 
     def cleanup(self, rsc: str, node: str, now_ms: int) -> list[object]:
         return self._route(self.rm.cleanup(rsc, node, now_ms), now_ms)
+
+    def confirm_fenced(self, node: NodeName, now_ms: int) -> list[object]:
+        return self._route(self.rm.confirm_fenced(node, now_ms), now_ms)
+
+    def request_fence(self, node: NodeName, now_ms: int) -> list[object]:
+        return self._route(self.rm.request_fence(node, now_ms), now_ms)
 
     def next_deadline_ms(self) -> int:
         return min(self.membership.next_deadline_ms(), self.rm.next_deadline_ms())
@@ -87,7 +97,8 @@ class NodeCore:
             effect = queue.pop(0)
             if isinstance(effect, NodeStateChanged):
                 out.append(effect)
-                queue.extend(self.rm.on_membership(effect, self.membership.members(), now_ms))
+                generation = self.membership.peer_generation(effect.node)
+                queue.extend(self.rm.on_membership(effect, self.membership.members(), now_ms, generation))
             elif isinstance(effect, MessageDelivered):
                 queue.extend(self.rm.on_message(effect, now_ms))
             elif isinstance(effect, Broadcast):
