@@ -1,0 +1,317 @@
+"""pgsql: a single PostgreSQL instance (no replication), started and stopped with pg_ctl.
+
+Theory of operation: "running" means a postmaster.pid whose pid is a live postgres process;
+"healthy" means ``monitor_sql`` answers through psql.  Start returns only once the server
+answers (or the op timeout nearly runs out), as the manager expects.  Stop asks for a fast
+shutdown, escalates to an immediate one after ``stop_escalate`` seconds (clamped to the op
+timeout minus 10 s), and waits until the postmaster is gone.
+
+Every command runs as ``pgdba`` (via ``runuser`` when we are root).  A configuration that
+cannot work on this node (no PostgreSQL installed, no data directory) makes stop answer 0 and
+monitor 7, so probes on nodes without PostgreSQL stay quiet; start and validate-all report it.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import pwd
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+from hacluster.agents.ocf import RC, Action, Agent, AgentError, Context, Parameter
+
+logger = logging.getLogger(__name__)
+
+BASE_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STOP_MARGIN_S: Final = 10
+"""Stop escalation leaves this much of the op timeout for the immediate shutdown."""
+POLL_S: Final = 0.5
+
+
+def find_pg_binary(name: str) -> str:
+    """The newest ``/usr/lib/postgresql/<version>/bin/<name>`` (Debian layout), else ""."""
+
+    def version(path: str) -> tuple[int, ...]:
+        parts = path.split("/")[-3]
+        return tuple(int(x) for x in re.findall(r"\d+", parts)) or (0,)
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=version)
+    if found:
+        return found[-1]
+    return f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else ""
+
+
+class _Config(NamedTuple):
+    pgctl: str
+    psql: str
+    pgdata: str
+    pgdba: str
+    port: int
+    host: str
+    socketdir: str
+    pgdb: str
+    logfile: str
+    start_opt: str
+    stop_escalate_s: int
+    monitor_sql: str
+
+
+class PgsqlAgent(Agent):
+    name = "pgsql"
+    version = "1.0"
+    shortdesc = "Manages a PostgreSQL instance"
+    longdesc = (
+        "Starts, stops and monitors one PostgreSQL server with pg_ctl, running every command "
+        "as the database owner. Monitor checks the postmaster and runs monitor_sql with psql."
+    )
+    parameters = (
+        Parameter(
+            "pgctl", "pg_ctl path", "Path to pg_ctl. Empty: the newest /usr/lib/postgresql/*/bin/pg_ctl."
+        ),
+        Parameter("psql", "psql path", "Path to psql. Empty: the newest /usr/lib/postgresql/*/bin/psql."),
+        Parameter(
+            "pgdata", "Data directory", "The cluster's data directory (PGDATA).", required=True, unique=True
+        ),
+        Parameter(
+            "pgdba",
+            "Database owner",
+            "The system user that owns the data directory and runs the server.",
+            default="postgres",
+        ),
+        Parameter(
+            "pgport",
+            "Port",
+            "The TCP port (and Unix socket suffix) the server listens on.",
+            "integer",
+            "5432",
+        ),
+        Parameter("pghost", "Host for psql", "Host or socket directory psql connects to; empty: socketdir."),
+        Parameter(
+            "socketdir", "Socket directory", "Directory for the server's Unix socket (-k).", default="/tmp"
+        ),
+        Parameter("pgdb", "Monitor database", "Database monitor_sql runs in.", default="template1"),
+        Parameter(
+            "logfile",
+            "Log file",
+            "Server log file (pg_ctl -l); created and owned by pgdba.",
+            default="/dev/null",
+        ),
+        Parameter("start_opt", "Extra server options", "Extra options for postgres, passed with pg_ctl -o."),
+        Parameter(
+            "stop_escalate",
+            "Stop escalation (s)",
+            "Seconds to wait for a fast shutdown before an immediate one; at most the stop timeout minus 10 s.",
+            "integer",
+            "90",
+        ),
+        Parameter(
+            "monitor_sql",
+            "Monitor SQL",
+            "SQL that must succeed for the server to count as healthy.",
+            default="select now();",
+        ),
+    )
+    actions = (
+        Action("start", 120_000),
+        Action("stop", 120_000),
+        Action("status", 60_000),
+        Action("monitor", 30_000, interval_ms=30_000, depth=0),
+        Action("meta-data", 5_000),
+        Action("validate-all", 5_000),
+    )
+
+    def defaults(self, env: Mapping[str, str], instance: str) -> dict[str, str]:
+        return {"pgctl": find_pg_binary("pg_ctl"), "psql": find_pg_binary("psql")}
+
+    # ------------------------------------------------------------------ configuration
+
+    def _config(self, ctx: Context) -> _Config:
+        """Checked parameters; AgentError 6 (bad anywhere), 5 (missing here) or 4 (privileges)."""
+        pgdata = ctx.param("pgdata").strip()
+        if not pgdata or not os.path.isabs(pgdata):
+            raise AgentError(RC.ERR_CONFIGURED, f"pgdata={pgdata!r} must be set to an absolute path")
+        port = ctx.integer("pgport", minimum=1, maximum=65535)
+        escalate = ctx.integer("stop_escalate", minimum=0)
+        for name in ("pgctl", "psql"):
+            path = ctx.param(name)
+            if not path or not os.access(path, os.X_OK):
+                raise AgentError(
+                    RC.ERR_INSTALLED, f"{name} {path or '(not found)'} is not an executable on this node"
+                )
+        pgdba = ctx.param("pgdba").strip()
+        try:
+            uid = pwd.getpwnam(pgdba).pw_uid
+        except KeyError:
+            raise AgentError(RC.ERR_INSTALLED, f"pgdba user {pgdba!r} does not exist on this node") from None
+        if os.geteuid() not in (0, uid):
+            raise AgentError(RC.ERR_PERM, f"must run as root or as {pgdba}")
+        if not os.path.isfile(os.path.join(pgdata, "PG_VERSION")):
+            raise AgentError(
+                RC.ERR_INSTALLED, f"{pgdata} is not a PostgreSQL data directory on this node (no PG_VERSION)"
+            )
+        socketdir = ctx.param("socketdir").strip()
+        if not os.path.isabs(socketdir):
+            raise AgentError(RC.ERR_CONFIGURED, f"socketdir={socketdir!r} must be an absolute path")
+        return _Config(
+            pgctl=ctx.param("pgctl"),
+            psql=ctx.param("psql"),
+            pgdata=pgdata,
+            pgdba=pgdba,
+            port=port,
+            host=ctx.param("pghost").strip() or socketdir,
+            socketdir=socketdir,
+            pgdb=ctx.param("pgdb"),
+            logfile=ctx.param("logfile").strip() or "/dev/null",
+            start_opt=ctx.param("start_opt").strip(),
+            stop_escalate_s=escalate,
+            monitor_sql=ctx.param("monitor_sql"),
+        )
+
+    def _as_dba(
+        self, ctx: Context, cfg: _Config, argv: list[str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", cfg.pgdba, "--"] if os.geteuid() == 0 else []
+        env = {"PATH": ctx.env.get("PATH") or BASE_PATH, "LC_ALL": "C", "PGCONNECT_TIMEOUT": "5"}
+        try:
+            return subprocess.run(
+                [*prefix, *argv],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd="/",
+                timeout=max(timeout_s, 1),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            return subprocess.CompletedProcess(argv, 124, "", f"timed out after {exc.timeout:.0f}s")
+
+    # ------------------------------------------------------------------ state
+
+    @staticmethod
+    def _postmaster_pid(cfg: _Config) -> int | None:
+        """The pid in postmaster.pid if that process is alive and is postgres, else None."""
+        try:
+            with open(os.path.join(cfg.pgdata, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except (OSError, ValueError):
+            return None
+        return pid if comm.startswith(("postgres", "postmaster")) else None
+
+    def _remove_stale_pidfile(self, cfg: _Config) -> None:
+        path = os.path.join(cfg.pgdata, "postmaster.pid")
+        if os.path.exists(path) and self._postmaster_pid(cfg) is None:
+            logger.warning("removing stale postmaster.pid pgdata=%s", cfg.pgdata)
+            os.unlink(path)
+
+    def _check_sql(self, ctx: Context, cfg: _Config) -> subprocess.CompletedProcess[str]:
+        argv = [
+            cfg.psql,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            cfg.host,
+            "-p",
+            str(cfg.port),
+        ]
+        argv += ["-U", cfg.pgdba, "-d", cfg.pgdb, "-c", cfg.monitor_sql]
+        return self._as_dba(ctx, cfg, argv, min(30, max(ctx.remaining_ms() / 1000, 1)))
+
+    # ------------------------------------------------------------------ actions
+
+    def validate_all(self, ctx: Context) -> int:
+        self._config(ctx)
+        return RC.SUCCESS
+
+    def monitor(self, ctx: Context) -> int:
+        try:
+            cfg = self._config(ctx)
+        except AgentError as exc:
+            logger.debug("pgsql monitor: not runnable here instance=%s reason=%s", ctx.instance, exc.reason)
+            return RC.NOT_RUNNING
+        if self._postmaster_pid(cfg) is None:
+            return RC.NOT_RUNNING
+        done = self._check_sql(ctx, cfg)
+        if done.returncode != 0:
+            raise AgentError(
+                RC.ERR_GENERIC, f"monitor_sql failed rc={done.returncode}: {done.stderr.strip()}"
+            )
+        return RC.SUCCESS
+
+    def start(self, ctx: Context) -> int:
+        cfg = self._config(ctx)
+        if self._postmaster_pid(cfg) is None:
+            self._remove_stale_pidfile(cfg)
+            self._prepare_files(cfg)
+            options = f"-p {cfg.port} -k {cfg.socketdir}" + (f" {cfg.start_opt}" if cfg.start_opt else "")
+            argv = [cfg.pgctl, "-D", cfg.pgdata, "-l", cfg.logfile, "-o", options, "-W", "start"]
+            done = self._as_dba(ctx, cfg, argv, ctx.remaining_ms() / 1000)
+            if done.returncode != 0:
+                raise AgentError(
+                    RC.ERR_GENERIC, f"pg_ctl start failed rc={done.returncode}: {done.stderr.strip()}"
+                )
+        started = time.monotonic()
+        last = ""
+        while ctx.remaining_ms() > 1000:
+            if self._postmaster_pid(cfg) is not None:
+                done = self._check_sql(ctx, cfg)
+                if done.returncode == 0:
+                    logger.info("pgsql started pgdata=%s port=%d", cfg.pgdata, cfg.port)
+                    return RC.SUCCESS
+                last = done.stderr.strip()
+            elif time.monotonic() - started > 10:
+                raise AgentError(RC.ERR_GENERIC, f"postgres exited during start; see {cfg.logfile}")
+            time.sleep(POLL_S)
+        raise AgentError(RC.ERR_GENERIC, f"PostgreSQL did not answer before the start timeout: {last}")
+
+    def _prepare_files(self, cfg: _Config) -> None:
+        user = pwd.getpwnam(cfg.pgdba)
+        if cfg.logfile != "/dev/null" and not os.path.exists(cfg.logfile):
+            with open(cfg.logfile, "a"):
+                pass
+            if os.geteuid() == 0:
+                os.chown(cfg.logfile, user.pw_uid, user.pw_gid)
+        if not os.path.isdir(cfg.socketdir):
+            os.makedirs(cfg.socketdir, mode=0o2775)
+            if os.geteuid() == 0:
+                os.chown(cfg.socketdir, user.pw_uid, user.pw_gid)
+
+    def stop(self, ctx: Context) -> int:
+        try:
+            cfg = self._config(ctx)
+        except AgentError as exc:
+            logger.warning("pgsql stop treated as stopped instance=%s reason=%s", ctx.instance, exc.reason)
+            return RC.SUCCESS
+        if self._postmaster_pid(cfg) is None:
+            self._remove_stale_pidfile(cfg)
+            return RC.SUCCESS
+        escalate_s = max(0, min(cfg.stop_escalate_s, ctx.timeout_ms // 1000 - STOP_MARGIN_S))
+        for mode, wait_s in (("fast", escalate_s), ("immediate", None)):
+            done = self._as_dba(ctx, cfg, [cfg.pgctl, "-D", cfg.pgdata, "-m", mode, "-W", "stop"], 30)
+            if done.returncode != 0 and self._postmaster_pid(cfg) is not None:
+                logger.warning(
+                    "pg_ctl stop failed mode=%s rc=%d error=%s", mode, done.returncode, done.stderr.strip()
+                )
+            deadline = time.monotonic() + (
+                wait_s if wait_s is not None else max(ctx.remaining_ms() / 1000 - 0.5, 1)
+            )
+            while self._postmaster_pid(cfg) is not None and time.monotonic() < deadline:
+                time.sleep(POLL_S / 5)
+            if self._postmaster_pid(cfg) is None:
+                self._remove_stale_pidfile(cfg)
+                logger.info("pgsql stopped pgdata=%s mode=%s", cfg.pgdata, mode)
+                return RC.SUCCESS
+            logger.warning("pgsql still running, escalating pgdata=%s after_mode=%s", cfg.pgdata, mode)
+        raise AgentError(
+            RC.ERR_GENERIC, f"PostgreSQL in {cfg.pgdata} is still running after an immediate shutdown"
+        )
