@@ -16,16 +16,23 @@ netstring form carries that inner field too, so both framings are produced the s
 Rules for this file: ``decode`` returns a ``Message`` or raises ``DecodeError``, for any
 input whatsoever (``tests/unit/test_codec_fuzz.py``).  Nothing is trusted before the
 digest matches, and no input can make the decoder allocate more than the packet's size.
+Netstring packets take a fast walk (``_scan_netstring``) that only says yes or "look
+again"; the careful walk (``_parse_netstring``) then finds the exact ``DropReason``.  The
+two must accept exactly the same packets (checked by the fuzz tests); bench/README.md
+says why the fast one exists and what it costs.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import re
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from hacluster.errors import DecodeError, DropReason
 
@@ -48,9 +55,14 @@ _CLASSIC_START: Final = b">>>\n"
 _CLASSIC_END: Final = b"<<<\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One typed field; ``value`` is raw bytes whatever the type."""
+class Field(NamedTuple):
+    """One typed field; ``value`` is raw bytes whatever the type.
+
+    A named tuple rather than a frozen dataclass because ``decode`` builds about a dozen per
+    packet: ``tuple.__new__`` makes one in a single C call, where a frozen dataclass's
+    ``__init__`` runs three ``object.__setattr__`` calls (bench/README.md has the figures).
+    It is just as immutable and compares and hashes by value.
+    """
 
     ftype: int
     name: str
@@ -87,7 +99,7 @@ class Message:
         return value.decode("utf-8", "replace")
 
     def as_dict(self) -> dict[str, str]:
-        """First value of every string field, for lookups in bulk (one pass)."""
+        """First value of every field by name, for lookups in bulk (one pass)."""
         out: dict[str, str] = {}
         for field in self.fields:
             if field.name not in out:
@@ -101,31 +113,66 @@ class Message:
         return Message(self.fields + Message.of(*pairs).fields)
 
 
+_new_field: Final = Field._make
+
+
 # ---------------------------------------------------------------------------------------
 # Authentication
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else (crc << 1)
-            crc &= 0xFFFFFFFF
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE: Final = _crc_table()
+_BIT_REVERSED: Final = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 
 
 def crc32_heartbeat(data: bytes) -> int:
-    """CRC-32 as Heartbeat's crc plugin: poly 0x04C11DB7, MSB first, init 0, final NOT."""
-    crc = 0
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
-    return crc ^ 0xFFFFFFFF
+    """CRC-32 as Heartbeat's crc plugin: poly 0x04C11DB7, MSB first, init 0, final NOT.
+
+    That is ``cksum`` without its length step.  zlib computes the bit-reflected twin of
+    this CRC in C, so we mirror every input byte, run zlib from a zero register (its
+    ``value`` argument is complemented on the way in and out, hence the XORs) and mirror
+    the 32-bit result back.  ``tests/unit/test_codec.py`` checks it against the bitwise
+    definition.
+    """
+    reflected = zlib.crc32(data.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2) ^ 0xFFFFFFFF
+
+
+_HASHES: Final = {
+    "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
+
+_IPAD: Final = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD: Final = bytes(byte ^ 0x5C for byte in range(256))
+
+
+def _hmac_hex(method: str, secret: bytes) -> Callable[[bytes], str]:
+    """HMAC (RFC 2104) with the key schedule done once: the hex digest of ``data`` per call.
+
+    ``hmac.new`` sets up the padded key again for every packet; copying two hash states
+    that already absorbed it is about twice as fast.  The result is identical
+    (``test_codec.py`` compares it with ``hmac.new`` for every method and key length).
+    """
+    new = _HASHES[method]
+    block = new().block_size
+    if len(secret) > block:
+        secret = new(secret).digest()
+    secret = secret.ljust(block, b"\0")
+    inner, outer = new(secret.translate(_IPAD)), new(secret.translate(_OPAD))
+
+    def hex_digest(data: bytes) -> str:
+        first = inner.copy()
+        first.update(data)
+        second = outer.copy()
+        second.update(first.digest())
+        return second.hexdigest()
+
+    return hex_digest
+
+
+def _crc_hex(data: bytes) -> str:
+    return f"{crc32_heartbeat(data):x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +181,16 @@ class AuthKey:
 
     index: int
     method: str
-    secret: bytes
+    secret: bytes = dataclasses.field(repr=False)
+    """Left out of ``repr`` so that a logged key ring never shows it."""
+    _hex_digest: Callable[[bytes], str] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         assert 0 <= self.index < 16, "Heartbeat has 16 key slots"
         assert self.method in METHODS, self.method
         assert self.method != "crc" or not self.secret, "crc takes no key"
+        sign = _crc_hex if self.method == "crc" else _hmac_hex(self.method, self.secret)
+        object.__setattr__(self, "_hex_digest", sign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +212,9 @@ class KeyRing:
         return self.keys[self.sign_index]
 
 
-_HASHES: Final = {
-    "md5": hashlib.md5,
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha512": hashlib.sha512,
-}
-
-
 def digest(key: AuthKey, data: bytes) -> str:
     """The hex text Heartbeat puts after the key number (crc: ``%lx``, not zero-padded)."""
-    if key.method == "crc":
-        return f"{crc32_heartbeat(data):x}"
-    return hmac.new(key.secret, data, _HASHES[key.method]).hexdigest()
+    return key._hex_digest(data)
 
 
 def _auth_token(keyring: KeyRing, data: bytes) -> bytes:
@@ -239,7 +280,15 @@ def encode_classic(message: Message, keyring: KeyRing) -> bytes:
     for field in fields:
         if field.ftype == FT_STRING and b"\n" in field.value:
             raise ValueError(f"field {field.name} holds a newline; classic form cannot carry it")
-    return _CLASSIC_START + classic_text(fields[:-1]) + b"auth=" + fields[-1].value + b"\n" + _CLASSIC_END + b"\0"
+    return (
+        _CLASSIC_START
+        + classic_text(fields[:-1])
+        + b"auth="
+        + fields[-1].value
+        + b"\n"
+        + _CLASSIC_END
+        + b"\0"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -298,6 +347,59 @@ def _parse_item(item: bytes, *, typed: bool) -> Field:
 
 
 def _decode_netstring(data: bytes, keyring: KeyRing) -> Message:
+    scanned = _scan_netstring(data)
+    if scanned is None:
+        # Something is off: walk again, slowly, to name the exact reason.
+        fields, signed_len, token = _parse_netstring(data)
+    else:
+        fields, signed_len, token = scanned
+    _check_token(keyring, token, data[:signed_len])
+    return Message(tuple(fields))
+
+
+_ITEM_HEAD: Final = re.compile(rb"(\d{1,7}):\(([0-5])\)([\x00-\x3c\x3e-\x7f]+)=")
+"""``len:(t)name=`` of one netstring field: up to 7 digits, a known type, an ASCII name."""
+
+_TRAILER_HEAD: Final = re.compile(rb"%%%\n(\d{1,7}):")
+
+
+def _scan_netstring(data: bytes) -> tuple[list[Field], int, bytes] | None:
+    """The fast walk: fields, signed length and trailer token, or ``None`` for the careful one.
+
+    It accepts exactly what ``_parse_netstring`` accepts and returns the same result
+    (``test_codec_fuzz.py`` runs both on the same inputs), but one regex match reads each
+    field's head in C, and it gives up instead of explaining.  A name match that runs past
+    its field's end is caught by ``value_at > end``; any index past the packet raises
+    ``IndexError``.  Allocation stays within the packet's size.
+    """
+    fields: list[Field] = []
+    append = fields.append
+    match = _ITEM_HEAD.match
+    new = tuple.__new__
+    pos = 4
+    try:
+        while head := match(data, pos):
+            digits, ftype, name = head.groups()
+            value_at = head.end()
+            end = pos + len(digits) + 1 + int(digits)
+            if value_at > end or data[end] != 0x2C:  # ","
+                return None
+            append(new(Field, (ftype[0] - 0x30, name.decode(), data[value_at:end])))
+            pos = end + 1
+        trailer = _TRAILER_HEAD.match(data, pos)
+        if trailer is None or len(fields) > MAX_FIELDS:
+            return None
+        token_at = trailer.end()
+        end = token_at + int(trailer[1])
+        if data[end] != 0x2C or (end + 1 != len(data) and data[end + 1 :] != b"\0"):
+            return None
+    except IndexError:
+        return None
+    return fields, pos + 4, data[token_at:end]
+
+
+def _parse_netstring(data: bytes) -> tuple[list[Field], int, bytes]:
+    """The careful walk: same result as ``_scan_netstring``, or the precise ``DecodeError``."""
     pos = 4
     fields: list[Field] = []
     while data[pos : pos + 4] != _NETSTRING_END:
@@ -313,8 +415,7 @@ def _decode_netstring(data: bytes, keyring: KeyRing) -> Message:
     token, end = _read_netstring(data, signed_len)
     if end != len(data) and data[end:] != b"\0":
         raise DecodeError(DropReason.MALFORMED, f"{len(data) - end} stray bytes after the trailer")
-    _check_token(keyring, token, data[:signed_len])
-    return Message(tuple(fields))
+    return fields, signed_len, token
 
 
 def _decode_classic(data: bytes, keyring: KeyRing) -> Message:
