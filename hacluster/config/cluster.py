@@ -15,6 +15,7 @@ from hacluster.config.haresources import parse_haresources
 from hacluster.config.model import LoadedConfig
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.cib import ClusterConfig
+from hacluster.core.fencing import FenceDeviceSpec
 from hacluster.errors import ConfigError
 
 RESOURCES_CRM = "resources.crm"
@@ -80,3 +81,44 @@ def load_resources(loaded: LoadedConfig, *, check_scripts: bool = True) -> Resou
                 )
             return ResourceSource(config, path, digest, tuple(warnings))
     return ResourceSource(empty_config(), None, "")
+
+
+def hacf_fence_devices(loaded: LoadedConfig) -> tuple[FenceDeviceSpec, ...]:
+    """Fence devices from ha.cf, as Heartbeat wrote them.
+
+    ``stonith_host <host|*> <type> <params…>``: a ``fence_*`` type takes ``name=value``
+    parameters (fence-agents); any other type is a cluster-glue plugin run through
+    ``stonith -t <type>``, its parameters passed in order as Heartbeat did.  ``stonith <type>
+    <file>`` reads the plugin's parameters from the file.  The ``host`` field names the node
+    that can reach the device; every node may run it here (the DC does), so it is recorded
+    in the device id only.
+    """
+    devices = []
+    for index, line in enumerate(loaded.stonith_host, start=1):
+        words = line.split()
+        host, kind, params = words[0], words[1], words[2:]
+        device_id = f"hacf-stonith-{index}-{host.replace('*', 'any')}"
+        devices.append(_hacf_device(device_id, kind, params))
+    for index, line in enumerate(loaded.stonith, start=1):
+        kind, _, config_file = line.partition(" ")
+        devices.append(
+            FenceDeviceSpec(
+                id=f"hacf-stonith-file-{index}",
+                agent=f"stonith:{kind}",
+                params=(("file", config_file.strip()),),
+            )
+        )
+    return tuple(devices)
+
+
+def _hacf_device(device_id: str, kind: str, params: list[str]) -> FenceDeviceSpec:
+    if kind.startswith("fence_"):
+        pairs = tuple(tuple(p.split("=", 1)) for p in params if "=" in p)
+        host_list = tuple(v for k, v in pairs if k == "pcmk_host_list")
+        return FenceDeviceSpec(
+            id=device_id,
+            agent=kind,
+            params=tuple((k, v) for k, v in pairs if not k.startswith("pcmk_")),
+            host_list=tuple(h for item in host_list for h in item.replace(",", " ").split()),
+        )
+    return FenceDeviceSpec(id=device_id, agent=f"stonith:{kind}", params=(("args", " ".join(params)),))

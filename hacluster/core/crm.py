@@ -88,10 +88,15 @@ class RmSettings:
     """``priority-fencing-delay`` when the property is not set: how long a node that runs no
     resource waits before fencing, so that in a split the node running them shoots first."""
     shutdown_timeout_ms: int = 120_000
+    generation: int = 0
+    """This incarnation's generation (``NodeCore`` copies membership's): with a counter it
+    orders our reports and plans, so a late retransmission never overrides a newer one."""
 
 
 @dataclass(slots=True)
 class _PeerReport:
+    order: tuple[int, int] = (-1, -1)
+    """(generation, counter) of the report applied last; an older one is stale."""
     epoch: int = -1
     digest: str = ""
     probed: bool = False
@@ -134,7 +139,12 @@ class ResourceManager:
         self._unclean: dict[NodeName, int | None] = {}
         """Nodes lost without a goodbye and not fenced yet → their generation when lost."""
         self._suspects: set[NodeName] = set()
+        self._hold_until_ms: int | None = None
+        """After this node was frozen past deadtime: start nothing before this time."""
         """Unclean nodes heard again with the same generation: not trusted until fenced."""
+        self._report_seq = 0
+        self._plan_orders: dict[NodeName, tuple[int, int]] = {}
+        """DC → (generation, plan id) of the last plan taken from it."""
         self._joining: set[NodeName] = set()
         """Peers heard from but not active yet (``init``/``up``): the DC waits for them."""
         self._adopt(config, settings.node, now_ms, announce=False)
@@ -343,6 +353,30 @@ class ResourceManager:
         out += self.step(now_ms)
         return out
 
+    def on_resumed(self, paused_ms: int, now_ms: int) -> list[object]:
+        """This node was frozen (SIGSTOP, a stalled VM) for longer than the dead time.
+
+        Peers may have declared it dead and started its resources elsewhere, so it stops
+        every local resource at once and starts nothing until fresh reports and a new plan
+        have had time to arrive.  (With fencing on, the frozen node is fenced before any
+        takeover and never gets here; this is the second line of defence.)
+        """
+        self._hold_until_ms = now_ms + 2 * self._s.refresh_ms
+        self._plan = None
+        self._plan_from = None
+        active = sorted(r for r, lr in self._local.items() if lr.state in MAYBE_ACTIVE - {LocalState.UNKNOWN})
+        out: list[object] = [
+            Notice(
+                "NODE_WAS_FROZEN",
+                Level.ERROR,
+                f"{self._s.node} was frozen for {paused_ms} ms, longer than the dead time: peers may have taken "
+                f"over; stopping {', '.join(active) or 'nothing'} here and starting nothing for "
+                f"{2 * self._s.refresh_ms} ms",
+            )
+        ]
+        out += self.step(now_ms)
+        return out
+
     def begin_shutdown(self, now_ms: int) -> list[object]:
         if self._leaving:
             return []
@@ -373,6 +407,8 @@ class ResourceManager:
                 timeout = self.config.failure_timeout_ms_of(resource.id)
                 if timeout > 0:
                     deadline = min(deadline, resource.last_failure_ms + timeout)
+        if self._hold_until_ms is not None:
+            deadline = min(deadline, self._hold_until_ms)
         if self._leave_deadline_ms is not None and not self._done:
             deadline = min(deadline, self._leave_deadline_ms)
         fencing = self.fencing.next_deadline_ms()
@@ -592,11 +628,18 @@ class ResourceManager:
         out.append(
             Broadcast(
                 PLAN_MSG,
-                (("id", str(self._plan_id)), ("ep", str(self.config.epoch)), ("plan", self._sent_plan)),
+                (
+                    ("id", str(self._plan_id)),
+                    ("sq", f"{self._s.generation}:{self._plan_id}"),
+                    ("ep", str(self.config.epoch)),
+                    ("plan", self._sent_plan),
+                ),
             )
         )
 
     def _reconcile(self, now_ms: int, out: list[object]) -> None:
+        if self._hold_until_ms is not None and now_ms >= self._hold_until_ms:
+            self._hold_until_ms = None
         frozen = self._is_true(self.config.property("maintenance-mode")) or self._is_true(
             self.config.node_attribute(self._s.node, "maintenance")
         )
@@ -637,6 +680,8 @@ class ResourceManager:
             return False  # removed from the configuration: stop it
         if self._leaving and (plan is None or self._dc == self._s.node):
             return False
+        if self._hold_until_ms is not None:
+            return False
         if plan is None:
             return None
         return plan.assignment.get(rsc) == self._s.node
@@ -661,9 +706,9 @@ class ResourceManager:
             if rsc not in firsts:
                 continue
             for node, state in observed.get(then, {}).items():
-                if (node in self._members or node == self._s.node) and state in MAYBE_ACTIVE - {
-                    LocalState.UNKNOWN
-                }:
+                # Our own "unknown" is a probe in flight (after a cleanup, say): it may be running.
+                possible = MAYBE_ACTIVE if node == self._s.node else MAYBE_ACTIVE - {LocalState.UNKNOWN}
+                if (node in self._members or node == self._s.node) and state in possible:
                     return False
         return True
 
@@ -714,10 +759,12 @@ class ResourceManager:
             return
         self._sent_report = snapshot
         self._next_refresh_ms = now_ms + self._s.refresh_ms
+        self._report_seq += 1
         out.append(
             Broadcast(
                 STATE_MSG,
                 (
+                    ("sq", f"{self._s.generation}:{self._report_seq}"),
                     ("ep", str(epoch)),
                     ("dg", digest),
                     ("pr", str(int(probed))),
@@ -763,6 +810,10 @@ class ResourceManager:
         if not isinstance(states, dict) or not all(isinstance(v, dict) for v in states.values()):
             raise ValueError("r must map resource ids to objects")
         report = self._reports.setdefault(message.src, _PeerReport())
+        order = _order_of(message)
+        if order < report.order:
+            return  # a late retransmission: membership delivers a missing message when it comes
+        report.order = order
         report.epoch = int(message.get("ep") or "-1")
         report.digest = message.get("dg") or ""
         report.probed = message.get("pr") == "1"
@@ -783,6 +834,10 @@ class ResourceManager:
         plan = _decode_plan(encoded)
         if int(message.get("ep") or "-1") != self.config.epoch:
             return  # made for another configuration: wait for the DC to catch up
+        order = _order_of(message)
+        if order < self._plan_orders.get(message.src, (-1, -1)):
+            return  # an older plan, retransmitted late
+        self._plan_orders[message.src] = order
         self._plan, self._plan_from = plan, message.src
 
     def _on_config(self, message: MessageDelivered, now_ms: int, out: list[object]) -> None:
@@ -883,6 +938,14 @@ class ResourceManager:
     @staticmethod
     def _is_true(text: str | None) -> bool:
         return text is not None and text.strip().lower() in ("true", "on", "yes", "1", "y")
+
+
+def _order_of(message: MessageDelivered) -> tuple[int, int]:
+    """``sq`` = ``generation:counter``; a message without one (an older peer) orders first."""
+    generation, _, counter = (message.get("sq") or "").partition(":")
+    if not generation:
+        return (-1, -1)
+    return (int(generation), int(counter))
 
 
 def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:

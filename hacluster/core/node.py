@@ -12,6 +12,8 @@ any more does membership say goodbye (``shutdone``) and the node stop.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import Broadcast, ResourceManager, RmSettings
 from hacluster.core.effects import (
@@ -42,8 +44,12 @@ class NodeCore:
         now_ms: int,
     ) -> None:
         self.membership = Membership(membership, rng, now_ms)
+        if not rm.generation:  # the resource manager orders its messages by our generation
+            rm = dataclasses.replace(rm, generation=membership.generation)
         self.rm = ResourceManager(rm, config, now_ms)
         self._stopping = False
+        self._last_now_ms = now_ms
+        self._deadtime_ms = membership.deadtime_ms
 
     @property
     def stopped(self) -> bool:
@@ -55,6 +61,14 @@ class NodeCore:
         )
 
     def handle(self, inp: NodeInput, now_ms: int) -> list[object]:
+        gap = now_ms - self._last_now_ms
+        self._last_now_ms = now_ms
+        out: list[object] = []
+        if gap > self._deadtime_ms and self.membership.comm_up and not self._stopping:
+            out += self._route(self.rm.on_resumed(gap, now_ms), now_ms)
+        return out + self._handle(inp, now_ms)
+
+    def _handle(self, inp: NodeInput, now_ms: int) -> list[object]:
         if isinstance(inp, AgentFinished):
             return self._route(self.rm.on_agent_finished(inp, now_ms), now_ms)
         if isinstance(inp, FenceFinished):
