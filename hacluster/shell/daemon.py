@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hacluster.config import LoadedConfig, load_config
-from hacluster.config.cluster import ResourceSource, load_resources
+from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import ConfigAdopted, RmSettings
 from hacluster.core.effects import (
@@ -61,6 +61,7 @@ from hacluster.shell.status import status_document
 logger = logging.getLogger(__name__)
 
 QUEUE_MAX = 4096
+DRAIN_BEFORE_TICK_MAX = 256
 """Inputs waiting for the driver; beyond this, packets are dropped and counted."""
 
 
@@ -96,7 +97,9 @@ class _InProcessAgent:
         return int(result.rc), result.exit_reason, result.output
 
 
-def in_process_agents() -> dict[tuple[str, str], Callable[[str, Mapping[str, str]], tuple[int, str | None, str]]]:
+def in_process_agents() -> dict[
+    tuple[str, str], Callable[[str, Mapping[str, str]], tuple[int, str | None, str]]
+]:
     """Our own agents run inside the daemon: no interpreter start on the failover path."""
     from hacluster.agents import AGENTS
 
@@ -140,7 +143,8 @@ class Daemon:
             node=self.node,
             nodes=tuple(NodeName(n) for n in config.nodes),
             refresh_ms=max(200, min(2000, 10 * config.keepalive_ms)),
-            fencing_devices=len(config.stonith) + len(config.stonith_host),
+            extra_devices=hacf_fence_devices(config),
+            fencing_delay_ms=config.keepalive_ms + 100,
         )
         self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
         for warning in self._warnings:
@@ -180,6 +184,11 @@ class Daemon:
         while not core.stopped:
             wait_ms = core.next_deadline_ms() - now_ms()
             if wait_ms <= 0:
+                # Inputs already queued (packets the kernel held while we were paused or
+                # busy) go first, so a late timer never declares a peer dead whose packets
+                # are sitting in our own queue; bounded, so a flood cannot starve timers.
+                for _ in range(min(queue.qsize(), DRAIN_BEFORE_TICK_MAX)):
+                    self._dispatch(queue.get_nowait())
                 self._execute(core.handle(Tick(), now_ms()))
                 continue
             if queue.empty():
@@ -190,12 +199,16 @@ class Daemon:
                     continue
             else:
                 item = queue.get_nowait()
-            if isinstance(item, _Reload):
-                self._reload()
-            elif isinstance(item, _Operator):
-                self._apply_operator(item)
-            else:
-                self._execute(core.handle(item, now_ms()))
+            self._dispatch(item)
+
+    def _dispatch(self, item: QueueItem) -> None:
+        assert self.core is not None
+        if isinstance(item, _Reload):
+            self._reload()
+        elif isinstance(item, _Operator):
+            self._apply_operator(item)
+        else:
+            self._execute(self.core.handle(item, now_ms()))
 
     def _apply_operator(self, item: _Operator) -> None:
         try:

@@ -121,6 +121,8 @@ class DemoCluster:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             live = [n for n, p in self.procs.items() if p.poll() is None]
+            if len(live) < len(self.procs):
+                return False  # a daemon exited: its stderr.log says why
             if all(all(self.states_seen_by(n).get(m) == "active" for m in live) for n in live):
                 return True
             time.sleep(0.05)
@@ -181,8 +183,12 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
             return 1
         first = cluster.names[0]
         holder = cluster.wait_service_started(first)
+        doc = cluster.status(first)
+        if doc is None:
+            print(f"{first} does not answer; see {root / first / 'stderr.log'}", file=sys.stderr)
+            return 1
         print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
-        print(render.status_text(cluster.status(first) or {}))
+        print(render.status_text(doc))
         if kill and holder is None:
             print("the service did not start; see the logs in", root, file=sys.stderr)
             return 1
