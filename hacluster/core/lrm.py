@@ -221,6 +221,8 @@ def apply_result(
             LocalState.FAILED, INFINITY, f"{resource.id} start failed, {described}; banned from this node"
         )
     if result.action == "monitor":
+        if result.timed_out and rc in RUNNING_RCS | {OCF_NOT_RUNNING}:
+            rc = OCF_ERR_GENERIC  # a monitor that timed out tells nothing: a failure, as for start
         if is_probe:
             if rc in RUNNING_RCS:
                 resource.state = LocalState.STARTED

@@ -132,11 +132,11 @@ def place(inp: PlacementInput) -> Placement:
             load[node] = load.get(node, 0) + 1
         stopped_from = _first_stopped_member(config, unit)
         for position, member in enumerate(unit.members):
-            if node is not None and stopped_from is not None and position >= stopped_from:
+            if stopped_from is not None and position >= stopped_from:
                 assignment[member] = None
                 reasons[member] = (
                     "target-role is Stopped"
-                    if position == stopped_from
+                    if config.target_role_of(member) == "Stopped"
                     else f"it follows {unit.members[stopped_from]} in group {unit.id}, whose target-role is Stopped"
                 )
                 continue

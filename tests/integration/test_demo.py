@@ -40,7 +40,8 @@ def test_demo_fails_over_and_cleans_up() -> None:
     assert moved.group(1) != killed.group(1)
     assert int(moved.group(2)) < 2000, f"failover took {moved.group(2)} ms"
     dead = re.search(r"declared (n\d) dead after (\d+) ms", out)
-    assert dead is not None and dead.group(1) == killed.group(1)
+    assert dead is not None
+    assert dead.group(1) == killed.group(1)
     after = set(Path(tempfile.gettempdir()).glob("hacluster-demo-*"))
     assert after <= before, f"demo left {after - before}"
     leftovers = [
