@@ -68,7 +68,10 @@ def request(path: str, command: str, timeout_s: float = 5.0, **args: Any) -> dic
             ) from None
         except OSError as exc:
             raise CliError("DAEMON_UNREACHABLE", f"{path}: {exc.strerror}; is the daemon running?") from None
-        sock.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
+        except OSError as exc:
+            raise CliError("DAEMON_UNREACHABLE", f"{path}: connection lost ({exc.strerror or exc})") from None
         chunks = []
         size = 0
         while True:
@@ -76,6 +79,10 @@ def request(path: str, command: str, timeout_s: float = 5.0, **args: Any) -> dic
                 chunk = sock.recv(65536)
             except TimeoutError:
                 raise CliError("DAEMON_TIMEOUT", f"{path}: no answer within {timeout_s:g} s") from None
+            except OSError as exc:
+                raise CliError(
+                    "DAEMON_UNREACHABLE", f"{path}: connection lost ({exc.strerror or exc})"
+                ) from None
             if not chunk:
                 break
             chunks.append(chunk)

@@ -21,6 +21,7 @@ authenticates and drops its own packets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import logging
@@ -38,7 +39,8 @@ SIOCGIFADDR = 0x8915
 SIOCGIFBRDADDR = 0x8919
 SIOCGIFINDEX = 0x8933
 
-RECEIVE_BUFFER_BYTES = 1 << 20
+RECEIVE_BUFFER_BYTES = 4 << 20
+SO_RCVBUFFORCE = 33
 MAX_DATAGRAM_BYTES = 65_507
 """The largest UDP payload IPv4 can carry; a bigger message is dropped and counted."""
 RESOLVE_RETRY_MS = 10_000
@@ -74,15 +76,12 @@ def _is_ipv4_literal(text: str) -> bool:
     return True
 
 
-class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, link: UdpLink) -> None:
-        self._link = link
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._link._on_datagram(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self._link._count_receive_error(f"{type(exc).__name__}: {exc}")
+RECEIVE_DATAGRAM_BYTES = 65_535
+READS_PER_WAKEUP = 64
+"""Datagrams read per readiness event.  asyncio's datagram transport reads one per event
+loop turn, which a flood of garbage outpaces: the socket buffer then overflows and the
+kernel drops heartbeats with the garbage.  Draining in batches keeps up (bounded, so one
+busy link cannot starve the others or the timers)."""
 
 
 class UdpLink(Link):
@@ -93,7 +92,7 @@ class UdpLink(Link):
         assert 0 < spec.port < 65536, spec.port
         super().__init__(spec)
         self._sock: socket.socket | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._reading = False
         self._deliver: Deliver | None = None
         self._destinations: list[tuple[str, int]] = []
         self._unresolved: list[str] = []
@@ -111,13 +110,12 @@ class UdpLink(Link):
             self._resolve_fixed_destinations()
             if self.spec.kind is LinkKind.UCAST:
                 await self._resolve_targets(self.spec.targets)
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
         except BaseException:
             self._sock = None
             sock.close()
             raise
-        self._transport = transport
+        self._reading = True
         self._deliver = deliver
         logger.info(
             "link open link=%s kind=%s device=%s port=%d destinations=%s",
@@ -135,6 +133,8 @@ class UdpLink(Link):
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            with contextlib.suppress(OSError):  # root may go past net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
             if spec.kind is LinkKind.BCAST:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 # Heartbeat sets SO_DONTROUTE too: the frame must leave on this interface.
@@ -259,15 +259,24 @@ class UdpLink(Link):
 
     # --- traffic -------------------------------------------------------------------------
 
-    def _on_datagram(self, data: bytes) -> None:
-        if self._deliver is None:
+    def _on_readable(self) -> None:
+        sock, deliver = self._sock, self._deliver
+        if sock is None or deliver is None:
             return
-        self._received += 1
-        self._deliver(self.name, data)
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = sock.recv(RECEIVE_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors reported on the socket
+                self._count_receive_error(f"{type(exc).__name__}: {exc}")
+                return
+            self._received += 1
+            deliver(self.name, data)
 
     def send(self, data: bytes, classic: bytes) -> None:
         sock = self._sock
-        if sock is None or self._transport is None:
+        if sock is None or not self._reading:
             self._count_send_error("link is not open")
             return
         if len(data) > MAX_DATAGRAM_BYTES:
@@ -298,13 +307,10 @@ class UdpLink(Link):
         if self._resolving is not None:
             self._resolving.cancel()
             self._resolving = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-            # Let the transport's connection_lost run, which closes the socket.
-            await asyncio.sleep(0)
-        elif self._sock is not None:
-            self._sock.close()
+        if self._reading and self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._reading = False
         if self._sock is not None:
+            self._sock.close()
             self._sock = None
             logger.info("link closed link=%s", self.name)
