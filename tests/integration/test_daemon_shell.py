@@ -189,3 +189,33 @@ def test_status_json_shape(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+@pytest.mark.root
+def test_realtime_on_gives_sched_fifo_and_children_do_not_inherit_it(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root; real-time scheduling must be tested there")
+        pytest.skip("SCHED_FIFO needs root")
+    hacf = write_single_node(tmp_path)
+    hacf.write_text(hacf.read_text().replace("realtime off", "realtime on\nrtprio 20"))
+    proc = start(hacf)
+    try:
+        doc = wait_status(tmp_path / "api.sock")
+        pid = doc["cluster"]["pid"]  # type: ignore[index]
+        policy = os.sched_getscheduler(pid)
+        assert policy & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
+        assert policy & os.SCHED_RESET_ON_FORK
+        assert os.sched_getparam(pid).sched_priority == 20
+        assert "VmLck" in Path(f"/proc/{pid}/status").read_text()
+        locked_kb = int(
+            next(
+                line
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmLck")
+            ).split()[1]
+        )
+        assert locked_kb > 0, "memory is not locked (mlockall)"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
