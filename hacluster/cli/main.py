@@ -40,6 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
         p.set_defaults(run=_change(command, lambda a: {"node": a.node}))
 
+    fence = node_sub.add_parser("fence", help="fence (power off/reboot) NODE now with its fence devices")
+    fence.add_argument("node", metavar="NODE")
+    fence.add_argument("--dry-run", action="store_true", help="check the request; fence nothing")
+    fence.set_defaults(run=_change("node_fence", lambda a: {"node": a.node}))
+    confirm = node_sub.add_parser(
+        "fence-confirm",
+        help="tell the cluster NODE is really down (manual fencing); its resources may then move",
+    )
+    confirm.add_argument("node", metavar="NODE")
+    confirm.add_argument("--force", action="store_true", help="confirm even though NODE looks active")
+    confirm.add_argument("--dry-run", action="store_true", help="check the request; change nothing")
+    confirm.set_defaults(run=_change("node_fence_confirm", lambda a: {"node": a.node, "force": a.force}))
+
+    stonith = sub.add_parser("stonith", help="fence devices: list, show, test")
+    st_sub = stonith.add_subparsers(dest="stonith_command", required=True, metavar="STONITH_COMMAND")
+    st_list = st_sub.add_parser("list", help="every configured fence device")
+    st_list.add_argument("--json", action="store_true", help="print JSON")
+    st_list.set_defaults(run=_stonith_list)
+    st_show = st_sub.add_parser("show", help="one device's settings (secrets hidden)")
+    st_show.add_argument("device", metavar="DEVICE")
+    st_show.set_defaults(run=_stonith_show)
+    st_test = st_sub.add_parser("test", help="run DEVICE's monitor (and status for --node): never fences")
+    st_test.add_argument("device", metavar="DEVICE")
+    st_test.add_argument("--node", default="", help="also ask the power state of this node's plug")
+    st_test.set_defaults(run=_stonith_test)
+
     resource = sub.add_parser("resource", help="resource commands: list, start, stop, move, unmove, cleanup")
     rsc_sub = resource.add_subparsers(dest="resource_command", required=True, metavar="RESOURCE_COMMAND")
     rsc_list = rsc_sub.add_parser("list", help="every resource with its state and node")
@@ -92,6 +118,34 @@ def _resource_list(args: argparse.Namespace, socket_path: str) -> str:
     if args.json:
         return json.dumps({"resources": doc["resources"], "groups": doc["groups"]}, indent=2) + "\n"
     return "\n".join(render.resource_lines(doc)) + "\n"
+
+
+def _stonith_list(args: argparse.Namespace, socket_path: str) -> str:
+    devices = request(socket_path, "stonith_list")["devices"]
+    if args.json:
+        return json.dumps({"devices": devices}, indent=2) + "\n"
+    if not devices:
+        return "no fence devices configured\n"
+    return "".join(
+        f"{d['id']}\t{d['agent']}\thosts: {', '.join(d['hosts']) or 'any (asks the agent)'}\n"
+        for d in devices
+    )
+
+
+def _stonith_show(args: argparse.Namespace, socket_path: str) -> str:
+    return json.dumps(request(socket_path, "stonith_show", device=args.device), indent=2) + "\n"
+
+
+def _stonith_test(args: argparse.Namespace, socket_path: str) -> str:
+    result = request(socket_path, "stonith_test", timeout_s=120.0, device=args.device, node=args.node)
+    lines = [f"{step['step']}: {step['ms']} ms" for step in result["steps"]]
+    verdict = "ok" if result["ok"] else f"FAILED (rc {result['rc']})"
+    text = f"device {result['device']}: {verdict} in {result['duration_ms']} ms\n" + "".join(
+        f"  {line}\n" for line in lines
+    )
+    if not result["ok"] and result.get("output"):
+        text += result["output"].rstrip() + "\n"
+    return text
 
 
 def _configure_show(_args: argparse.Namespace, socket_path: str) -> str:

@@ -24,6 +24,18 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("resources"):
         lines.append("")
         lines += resource_lines(doc)
+    pending = doc.get("fencing_pending") or {}
+    history = doc.get("fencing") or []
+    if pending or history:
+        lines.append("")
+        lines.append("Fencing:")
+        for target, what in sorted(pending.items()):
+            lines.append(f"  * PENDING {target}: {what}")
+        for event in history[-10:]:
+            lines.append(
+                f"  * {event['target']} {event['result']} by {event['by']} with {event['device']} in {event['ms']} ms"
+                f" ({event['reason']}), {event['ago_ms'] // 1000} s ago"
+            )
     dropped = {k: v for k, v in doc["packets"]["dropped"].items() if v}
     lines.append("")
     lines.append(

@@ -46,7 +46,10 @@ class FenceDeviceSpec:
     host_list: tuple[str, ...] = ()
     host_map: tuple[tuple[str, str], ...] = ()
     delay_base_ms: int = 0
+    delay_max_ms: int = 0
+    """Static and random delays before this device fires; the shell's fencer applies them."""
     timeout_ms: int = 60_000
+    retries: int = 2
 
     def may_fence(self, target: str) -> bool:
         """True when the device is configured for ``target`` (no list or map: any node)."""
@@ -112,11 +115,12 @@ def devices_from_config(
         if primitive.agent_class != "stonith":
             continue
         params = dict(primitive.params)
-        delay = 0
-        try:
-            delay = parse_time_ms(params.get("pcmk_delay_base", "0"))
-        except ValueError:
-            delay = 0
+        delay = _time_param(params, "pcmk_delay_base")
+        delay_max = _time_param(params, "pcmk_delay_max")
+        retries = 2
+        for key in ("pcmk_reboot_retries", "pcmk_off_retries"):
+            if params.get(key, "").isdigit():
+                retries = int(params[key])
         timeout = 60_000
         for op in primitive.ops:
             if op.name in ("off", "reboot") and op.timeout_ms > 0:
@@ -129,10 +133,19 @@ def devices_from_config(
                 host_list=_split_hosts(params.get("pcmk_host_list", "")),
                 host_map=_host_map(params.get("pcmk_host_map", "")),
                 delay_base_ms=delay,
+                delay_max_ms=delay_max,
                 timeout_ms=timeout,
+                retries=retries,
             )
         )
     return (*devices, *extra)
+
+
+def _time_param(params: dict[str, str], name: str) -> int:
+    try:
+        return parse_time_ms(params.get(name, "0"))
+    except ValueError:
+        return 0
 
 
 def levels_for(
@@ -214,13 +227,12 @@ class FencingManager:
         if target in self._fenced or target in self._attempts:
             return []
         levels = levels_for(config, devices, target)
-        delays = [d.delay_base_ms for d in devices if any(d.id in level for level in levels[:1])]
         attempt = _Attempt(
             target=target,
             reason=reason,
             levels=levels,
             start_ms=now_ms,
-            not_before_ms=now_ms + delay_ms + max(delays, default=0),
+            not_before_ms=now_ms + delay_ms,
         )
         self._attempts[target] = attempt
         if not levels:

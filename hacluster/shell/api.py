@@ -7,15 +7,23 @@ changes nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.resources_crm import render_resources_crm
 from hacluster.core import edits
 from hacluster.core.cib import ClusterConfig
+from hacluster.core.ids import NodeName
+from hacluster.fencing_agents.manual import confirm as manual_confirm
+from hacluster.shell.daemon import fence_device
 from hacluster.shell.ipc import ApiError, Handler
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
+
+
+def _secret(key: str) -> bool:
+    return any(word in key.lower() for word in ("passw", "secret", "key", "token"))
 
 
 def _arg(request: dict[str, Any], name: str) -> str:
@@ -88,7 +96,92 @@ def api_handlers(daemon: Daemon) -> dict[str, Handler]:
         rsc = _arg(request, "resource")
         return change(request, lambda c: edits.unmove(c, rsc))
 
+    def fence(request: dict[str, Any]) -> Any:
+        node = _arg(request, "node")
+        if node not in nodes():
+            raise ApiError("UNKNOWN_NODE", f"no node named {node!r}; configured nodes: {', '.join(nodes())}")
+        if node == daemon.node:
+            raise ApiError("FENCE_SELF", f"{node} is this node; run the command on another node")
+        if not core().rm.fencing_configured():
+            raise ApiError("FENCING_NOT_CONFIGURED", "no fence device is configured; see docs/fencing.md")
+        if request.get("dry_run"):
+            return {"dry_run": True}
+
+        def apply(now_ms: int) -> dict[str, Any]:
+            daemon.execute(core().request_fence(NodeName(node), now_ms))
+            return {"dry_run": False, "requested": node}
+
+        return daemon.operate(apply)
+
+    def fence_confirm(request: dict[str, Any]) -> Any:
+        node = _arg(request, "node")
+        if node not in nodes():
+            raise ApiError("UNKNOWN_NODE", f"no node named {node!r}; configured nodes: {', '.join(nodes())}")
+        if node == daemon.node:
+            raise ApiError("FENCE_SELF", f"{node} is this node: it is obviously up")
+        if node in core().membership.members() and not request.get("force"):
+            raise ApiError(
+                "NODE_IS_ACTIVE",
+                f"{node} is an active member right now; confirming it down would allow two copies of its "
+                "resources; check it really is off, then repeat with --force",
+            )
+        if request.get("dry_run"):
+            return {"dry_run": True}
+
+        def apply(now_ms: int) -> dict[str, Any]:
+            manual_confirm(Path(daemon.config.state_dir), node)
+            daemon.execute(core().confirm_fenced(NodeName(node), now_ms))
+            return {"dry_run": False, "confirmed": node}
+
+        return daemon.operate(apply)
+
+    def devices() -> list[dict[str, Any]]:
+        return [
+            {
+                "id": d.id,
+                "agent": d.agent,
+                "hosts": list(d.host_list) + [n for n, _ in d.host_map],
+                "delay_base_ms": d.delay_base_ms,
+                "delay_max_ms": d.delay_max_ms,
+                "timeout_ms": d.timeout_ms,
+                "params": {k: ("***" if _secret(k) else v) for k, v in d.params},
+            }
+            for d in core().rm.devices()
+        ]
+
+    def stonith_show(request: dict[str, Any]) -> dict[str, Any]:
+        device = _arg(request, "device")
+        for entry in devices():
+            if entry["id"] == device:
+                return entry
+        raise ApiError(
+            "UNKNOWN_DEVICE",
+            f"no fence device {device!r}; known: {', '.join(d['id'] for d in devices()) or 'none'}",
+        )
+
+    async def stonith_test(request: dict[str, Any]) -> dict[str, Any]:
+        device_id = _arg(request, "device")
+        target = request.get("node") or None
+        spec = next((d for d in core().rm.devices() if d.id == device_id), None)
+        if spec is None:
+            raise ApiError("UNKNOWN_DEVICE", f"no fence device {device_id!r}")
+        result = await daemon.fencer.test(fence_device(spec), target)
+        return {
+            "device": device_id,
+            "target": target,
+            "ok": result.ok,
+            "rc": result.rc,
+            "duration_ms": result.duration_ms,
+            "steps": [{"step": name, "ms": ms} for name, ms in result.steps],
+            "output": result.output[-2000:],
+        }
+
     return {
+        "node_fence": fence,
+        "node_fence_confirm": fence_confirm,
+        "stonith_list": lambda _r: {"devices": devices()},
+        "stonith_show": stonith_show,
+        "stonith_test": stonith_test,
         "status": lambda _r: daemon.status(),
         "ping": lambda _r: {"pong": True},
         "configure_show": lambda _r: {

@@ -46,6 +46,7 @@ from hacluster.core.effects import (
     StopRequested,
     Tick,
 )
+from hacluster.core.fencing import Fence, FenceDeviceSpec, FenceFinished
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.lrm import AgentFinished, RunAgent
 from hacluster.core.node import NodeCore
@@ -53,6 +54,7 @@ from hacluster.core.settings import LinkSpec
 from hacluster.errors import ConfigError, HAClusterError
 from hacluster.shell import cibstore, generation, logs, realtime, sdnotify
 from hacluster.shell.executor import AgentSpec, Executor, OpRequest
+from hacluster.shell.fencer import FenceDevice, Fencer
 from hacluster.shell.ipc import ApiError, ApiServer
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
@@ -83,7 +85,7 @@ class _Operator:
     )
 
 
-QueueItem = Input | AgentFinished | _Reload | _Operator
+QueueItem = Input | AgentFinished | FenceFinished | _Reload | _Operator
 
 
 class _InProcessAgent:
@@ -104,6 +106,24 @@ def in_process_agents() -> dict[
     from hacluster.agents import AGENTS
 
     return {("hacluster", name): _InProcessAgent(agent_cls) for name, agent_cls in AGENTS.items()}
+
+
+def fence_device(spec: FenceDeviceSpec) -> FenceDevice:
+    """The shell's view of a device: cluster-glue plugins get their ``stonith:`` prefix."""
+    agent = spec.agent
+    if not agent.startswith(("fence_", "stonith:")) and "/" not in agent:
+        agent = f"stonith:{agent}"
+    return FenceDevice(
+        id=spec.id,
+        agent=agent,
+        params=spec.params,
+        host_list=spec.host_list,
+        host_map=spec.host_map,
+        delay_base_ms=spec.delay_base_ms,
+        delay_max_ms=spec.delay_max_ms,
+        timeout_ms=spec.timeout_ms,
+        retries=spec.retries,
+    )
 
 
 class Daemon:
@@ -127,6 +147,7 @@ class Daemon:
             rsc_tmp=Path(config.state_dir) / "rsctmp",
             in_process=in_process_agents(),
         )
+        self.fencer = Fencer()
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
@@ -248,6 +269,10 @@ class Daemon:
                 logger.log(
                     int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else ""
                 )
+            elif isinstance(effect, Fence):
+                task = asyncio.get_running_loop().create_task(self._run_fence(effect))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             elif isinstance(effect, ConfigAdopted):
                 cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
             elif isinstance(effect, SendPings):
@@ -286,6 +311,25 @@ class Daemon:
             timed_out=result.timed_out,
             duration_ms=result.duration_ms,
         )
+        self._enqueue(finished, must=True)
+
+    async def _run_fence(self, request: Fence) -> None:
+        device = fence_device(request.device)
+        if not await self.fencer.can_fence(device, request.target):
+            finished = FenceFinished(
+                request.request_id,
+                request.target,
+                device.id,
+                ok=False,
+                duration_ms=0,
+                detail=f"device {device.id} does not list {request.target} (set pcmk_host_list or pcmk_host_map)",
+            )
+        else:
+            result = await self.fencer.fence(device, request.target, request.action)
+            detail = ("timed out; " if result.timed_out else "") + result.output.strip()[-300:]
+            finished = FenceFinished(
+                request.request_id, request.target, device.id, result.ok, result.duration_ms, detail
+            )
         self._enqueue(finished, must=True)
 
     def _enqueue(self, item: QueueItem, must: bool = False) -> None:

@@ -126,6 +126,20 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
         "resources": resources,
         "groups": groups,
         "pending": local_pending,
+        "fencing": [
+            {
+                "target": e.target,
+                "by": e.by,
+                "device": e.device,
+                "action": e.action,
+                "result": e.result,
+                "ms": e.ms,
+                "reason": e.reason,
+                "ago_ms": at_ms - e.at_ms,
+            }
+            for e in rm.fencing.history()
+        ],
+        "fencing_pending": dict(rm.fencing_pending()),
         "links": daemon.link_counters(),
         "packets": {
             "received": stats.received,
