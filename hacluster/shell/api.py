@@ -7,6 +7,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,20 @@ def _arg(request: dict[str, Any], name: str) -> str:
     return value
 
 
+EXTRA_API_MODULES: tuple[str, ...] = ()
+"""Modules (``hacluster.shell.<name>``) whose ``handlers(daemon)`` add more commands."""
+
+
 def api_handlers(daemon: Daemon) -> dict[str, Handler]:
+    handlers = _core_handlers(daemon)
+    for name in EXTRA_API_MODULES:
+        extra = importlib.import_module(f"hacluster.shell.{name}").handlers(daemon)
+        assert not set(extra) & set(handlers), f"{name} redefines {set(extra) & set(handlers)}"
+        handlers.update(extra)
+    return handlers
+
+
+def _core_handlers(daemon: Daemon) -> dict[str, Handler]:
     def core() -> Any:
         assert daemon.core is not None
         return daemon.core
