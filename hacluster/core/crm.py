@@ -8,18 +8,23 @@ message can delay a decision but never make it wrong.
 - **Reports.**  Each node broadcasts ``hac_state``: the local state of every resource, fail
   counts, whether its start-up probes are done, whether it is leaving, and the epoch and
   digest of its configuration.  It sends one whenever that changes and again every
-  ``refresh_ms``.
+  ``refresh_ms``.  Reports and plans carry ``sq`` = ``generation:counter``: membership
+  delivers a retransmitted message late (after newer ones), and an older one is ignored.
 - **Configuration.**  One versioned document (``ClusterConfig``).  A node that sees a peer
   report an older version sends its own in ``hac_cfg``; a node adopts a received document
   when its ``(epoch, digest)`` is greater, so every member converges on one version and a
   conflict (two edits with the same epoch) is resolved the same way everywhere.
-- **DC.**  The member with the lowest name is the designated coordinator.  Once every member
-  has reported, probed everything and agrees on the configuration, the DC computes
+- **DC.**  The member with the lowest name is the designated coordinator; a node that is not
+  an active member itself yet (its view is partial) has none.  Once every member has
+  reported, probed everything and agrees on the configuration, and no peer is half-way
+  through joining (``init``/``up``), the DC computes
   ``placement.place`` then ``transition.make_plan`` and broadcasts the result (``hac_plan``).
   Nodes act only on the plan of the DC they themselves see.
 - **Reconciliation.**  Each node starts what the plan gives it (after its prerequisites are
   started), stops what it runs that the plan does not give it (after its dependents are
   stopped), recovers failures, and runs recurring monitors.  One operation per resource.
+  A failed resource's dependents (later group members, mandatory-order ``then``s) stop
+  before it is recovered and start again after it, as Pacemaker does.
 
 Inputs come from ``node.py``: membership changes, delivered ``hac_*`` messages, agent
 results and operator requests.  Outputs are ``RunAgent``, ``Broadcast``, ``ConfigAdopted``
@@ -646,6 +651,7 @@ class ResourceManager:
         plan = self._plan
         deps = dependencies(self.config)
         observed = self.observed()
+        recovering = self._recovering(deps, observed)
         for rsc, resource in self._local.items():
             if resource.pending is not None or frozen or not self._is_managed(rsc):
                 continue
@@ -654,10 +660,11 @@ class ResourceManager:
             if resource.state is LocalState.UNKNOWN:
                 self._run(resource, primitive, "monitor", 0, now_ms, out)
             elif resource.state is LocalState.FAILED:
-                self._run(resource, primitive, "stop", 0, now_ms, out)
+                if self._dependents_stopped(rsc, deps, observed):  # they are in `recovering`
+                    self._run(resource, primitive, "stop", 0, now_ms, out)
             elif resource.state is LocalState.STARTED:
                 if self._definition_changed(rsc) or (
-                    wanted is False and self._dependents_stopped(rsc, deps, observed)
+                    (wanted is False or rsc in recovering) and self._dependents_stopped(rsc, deps, observed)
                 ):
                     self._run(resource, primitive, "stop", 0, now_ms, out)
                 elif resource.next_monitor_ms is not None and resource.next_monitor_ms <= now_ms:
@@ -669,7 +676,7 @@ class ResourceManager:
             elif resource.state is LocalState.STOPPED and wanted and not self._leaving:
                 if resource.failcount >= self._threshold(rsc) or resource.banned_everywhere:
                     continue
-                if self._is_held_elsewhere(rsc, observed):
+                if self._is_held_elsewhere(rsc, observed) or rsc in recovering:
                     continue  # a plan older than a peer's report: never two copies
                 if all(self._is_started(first, observed) for first in deps.get(rsc, [])):
                     self._run(resource, primitive, "start", 0, now_ms, out)
@@ -685,6 +692,31 @@ class ResourceManager:
         if plan is None:
             return None
         return plan.assignment.get(rsc) == self._s.node
+
+    def _recovering(
+        self, deps: dict[str, list[str]], observed: dict[str, dict[NodeName, LocalState]]
+    ) -> set[str]:
+        """Resources to stop because a prerequisite failed or runs nowhere (transitively).
+
+        As Pacemaker does for a mandatory order: the dependents of a failed resource are
+        stopped, it is recovered, then they start again after it.
+        """
+
+        def is_down(rsc: str) -> bool:
+            states = [s for n, s in observed.get(rsc, {}).items() if n in self._members or n == self._s.node]
+            up = (LocalState.STARTED, LocalState.STARTING, LocalState.UNKNOWN)
+            return LocalState.FAILED in states or not any(s in up for s in states)
+
+        down = {first for firsts in deps.values() for first in firsts if is_down(first)}
+        stopping: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for then, firsts in deps.items():
+                if then not in stopping and any(f in down or f in stopping for f in firsts):
+                    stopping.add(then)
+                    changed = True
+        return stopping
 
     def _is_held_elsewhere(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
         """A member other than us last reported ``rsc`` as possibly active."""

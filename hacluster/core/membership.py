@@ -56,7 +56,7 @@ from hacluster.core.effects import (
 )
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.settings import LinkKind, MembershipSettings
-from hacluster.core.stats import LinkStats, MembershipStats, NodeStats
+from hacluster.core.stats import GapSamples, LinkStats, MembershipStats, NodeStats
 from hacluster.errors import DecodeError, DropReason
 
 HISTORY_MAX: Final = 500
@@ -72,6 +72,7 @@ AUTOJOIN_MAX: Final = 64
 """Bound on nodes learned through ``autojoin`` so a peer cannot grow our memory."""
 DT_MAX_MS: Final = 3_600_000
 RECOMMEND_MIN_SAMPLES: Final = 20
+OURS_FIELD: Final = "hc"
 UPPER_LAYER_PREFIX: Final = "hac_"
 """Message types membership passes up (``MessageDelivered``) instead of handling."""
 
@@ -87,6 +88,8 @@ class _PeerLink:
     last_status_ms: int | None = None
     highest_seq: int = 0
     gaps_ms: collections.deque[int] = field(default_factory=collections.deque)
+    gaps_observed: int = 0
+    """Gaps measured since start, a running count: readers of ``gaps_ms`` tell new ones by it."""
 
 
 @dataclass(slots=True)
@@ -100,6 +103,9 @@ class _Peer:
     """Missing seq → when to ask for it (next)."""
     ack_trigger: int = 0
     protocol: bool = False
+    ours: bool = False
+    """The peer is hacluster (status field ``hc=1``): it needs no flow-control ACKs, which
+    only a real Heartbeat uses; sending them anyway would multiply traffic by the node count."""
     dead_interval_ms: int | None = None
     """Advertised ``dt``; None until a status carried one."""
     last_heard_ms: int | None = None
@@ -210,6 +216,18 @@ class Membership:
     def peer_generation(self, node: NodeName) -> int | None:
         peer = self._peers.get(node)
         return None if peer is None else peer.generation
+
+    def gap_samples(self) -> tuple[GapSamples, ...]:
+        """Per peer and link, the running count of heartbeat gaps and the recent ones (read-only).
+
+        A metrics reader keeps its own count and observes only the gaps added since, so the
+        core keeps no per-reader state and the driver does nothing extra per heartbeat.
+        """
+        return tuple(
+            GapSamples(peer.name, name, link.gaps_observed, tuple(link.gaps_ms))
+            for peer in self._peers.values()
+            for name, link in peer.links.items()
+        )
 
     def members(self) -> tuple[NodeName, ...]:
         """This node and every peer currently ``active``, sorted by name."""
@@ -453,6 +471,7 @@ class Membership:
         if is_status:
             if link.last_status_ms is not None:
                 link.gaps_ms.append(now_ms - link.last_status_ms)
+                link.gaps_observed += 1
                 if len(link.gaps_ms) > self._s.gap_window:
                     link.gaps_ms.popleft()
             link.last_status_ms = now_ms
@@ -478,6 +497,7 @@ class Membership:
             return
         if (
             peer.protocol
+            and not peer.ours
             and not peer.missing
             and peer.last_seq is not None
             and peer.last_seq % 10 == peer.ack_trigger
@@ -506,6 +526,7 @@ class Membership:
         peer.status_seq = seq
         if "protocol" in fields:
             peer.protocol = True
+        peer.ours = fields.get(OURS_FIELD) == "1"
         dt = _parse_hex(fields.get("dt", ""))
         if dt is not None:
             peer.dead_interval_ms = max(2 * self._s.keepalive_ms + 1, min(dt, DT_MAX_MS))
@@ -626,6 +647,7 @@ class Membership:
             ("st", self._state),
             ("dt", f"{self._s.deadtime_ms:x}"),
             ("protocol", "1"),
+            (OURS_FIELD, "1"),
         )
         self._send(out, status, now_ms)
         if self._pings:

@@ -20,6 +20,7 @@ packets beyond the bound are dropped and counted, and memory stays flat.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -65,6 +66,11 @@ logger = logging.getLogger(__name__)
 QUEUE_MAX = 4096
 DRAIN_BEFORE_TICK_MAX = 256
 """Inputs waiting for the driver; beyond this, packets are dropped and counted."""
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def now_ms() -> int:
@@ -131,7 +137,8 @@ class Daemon:
         self.config = config
         self.node = NodeName(node)
         self.resources = resources if resources is not None else load_resources(config)
-        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue(QUEUE_MAX)
+        self._queue: collections.deque[QueueItem] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._links: dict[LinkName, Link] = {}
         self._ping: PingLink | None = None
         self._queue_overflows = 0
@@ -202,25 +209,30 @@ class Daemon:
         core = self.core
         assert core is not None
         queue = self._queue
+        loop = asyncio.get_running_loop()
         while not core.stopped:
             wait_ms = core.next_deadline_ms() - now_ms()
             if wait_ms <= 0:
                 # Inputs already queued (packets the kernel held while we were paused or
                 # busy) go first, so a late timer never declares a peer dead whose packets
                 # are sitting in our own queue; bounded, so a flood cannot starve timers.
-                for _ in range(min(queue.qsize(), DRAIN_BEFORE_TICK_MAX)):
-                    self._dispatch(queue.get_nowait())
+                for _ in range(min(len(queue), DRAIN_BEFORE_TICK_MAX)):
+                    self._dispatch(queue.popleft())
                 self._execute(core.handle(Tick(), now_ms()))
                 continue
-            if queue.empty():
+            if not queue:
+                # Sleep until an input arrives or the deadline passes.  A plain future and
+                # one timer handle: cheaper than asyncio.timeout, which cancels the task
+                # each time it expires, i.e. at every keepalive.
+                waiter = self._waiter = loop.create_future()
+                timer = loop.call_later(wait_ms / 1000, _wake, waiter)
                 try:
-                    async with asyncio.timeout(wait_ms / 1000):
-                        item = await queue.get()
-                except TimeoutError:
-                    continue
-            else:
-                item = queue.get_nowait()
-            self._dispatch(item)
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
+                continue
+            self._dispatch(queue.popleft())
 
     def _dispatch(self, item: QueueItem) -> None:
         assert self.core is not None
@@ -244,10 +256,9 @@ class Daemon:
     async def operate(self, apply: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
         """Run ``apply(now_ms)`` in the driver (the only place the core changes); await its answer."""
         item = _Operator(apply)
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            raise ApiError("BUSY", "the daemon's input queue is full; try again") from None
+        if len(self._queue) >= QUEUE_MAX:
+            raise ApiError("BUSY", "the daemon's input queue is full; try again")
+        self._enqueue(item, must=True)
         return await item.done
 
     def execute(self, effects: list[object]) -> None:
@@ -333,17 +344,17 @@ class Daemon:
         self._enqueue(finished, must=True)
 
     def _enqueue(self, item: QueueItem, must: bool = False) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            if must:  # an agent result is never dropped: wait for room instead
-                task = asyncio.get_running_loop().create_task(self._queue.put(item))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                return
+        """Queue an input for the driver.  Beyond ``QUEUE_MAX`` packets are dropped and
+        counted; results and operator requests (``must``) are never dropped."""
+        if len(self._queue) >= QUEUE_MAX and not must:
             self._queue_overflows += 1
             if self._queue_overflows in (1, 10, 100) or self._queue_overflows % 1000 == 0:
                 logger.warning("input queue full, packet dropped overflows=%d", self._queue_overflows)
+            return
+        self._queue.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _deliver(self, link: LinkName, data: bytes) -> None:
         self._enqueue(PacketReceived(link, data))
