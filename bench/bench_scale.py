@@ -22,6 +22,7 @@ bench/results/scale-<nodes>n-<time>.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
-from lab import Daemons, machine, sigterm_as_interrupt, summary_stats, write_result
+from lab import Daemons, NetLab, machine, sigterm_as_interrupt, summary_stats, write_result
 
 RSS_TARGET_MB = 40.0
 CPU_TARGET_PERCENT = 1.0
@@ -54,6 +55,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds after all active (default 30)")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--profile", action="store_true", help="py-spy one daemon for 20 s afterwards")
+    parser.add_argument(
+        "--media",
+        choices=("ucast", "bcast"),
+        default="ucast",
+        help="ucast over loopback (no root; one send per node per message) or bcast in network "
+        "namespaces (root; one send per message, as Heartbeat's default medium)",
+    )
     args = parser.parse_args()
     sigterm_as_interrupt()
     names = [f"n{i}" for i in range(1, args.nodes + 1)]
@@ -62,9 +70,20 @@ def main() -> int:
     def media(i: int) -> list[str]:
         return [f"bind_address lo {addresses[i - 1]}", *(f"ucast lo {a}" for a in addresses)]
 
-    label = f"scale-{args.nodes}n"
+    with contextlib.ExitStack() as stack:
+        run = None
+        if args.media == "bcast":
+            lab = stack.enter_context(NetLab("bscale", args.nodes))
+            media = lab.bcast_media
+            run = lab.run
+        return _measure(args, names, media, run)
+
+
+def _measure(args: argparse.Namespace, names: list[str], media: Any, run: Any) -> int:
+
+    label = f"scale-{args.nodes}n-{args.media}"
     print(
-        f"{label}: {args.nodes} daemons on loopback ucast, keepalive {args.keepalive_ms} ms, "
+        f"{label}: {args.nodes} daemons, {args.media}, keepalive {args.keepalive_ms} ms, "
         f"warm-up {args.warmup:g} s, measured {args.duration:g} s",
         flush=True,
     )
@@ -76,6 +95,7 @@ def main() -> int:
         deadtime_ms=args.deadtime_ms,
         initdead_ms=max(10_000, 2 * args.deadtime_ms),
         port=free_port(),
+        run=run,
     ) as ds:
         ds.start_all()
         ds.wait_all_active(timeout_s=60)
@@ -115,7 +135,9 @@ def main() -> int:
     summary = {
         "bench": "scale",
         "nodes": args.nodes,
-        "media": "ucast over loopback (bind_address per node)",
+        "media": "ucast over loopback (bind_address per node)"
+        if args.media == "ucast"
+        else "bcast in namespaces",
         "keepalive_ms": args.keepalive_ms,
         "deadtime_ms": args.deadtime_ms,
         "warmup_s": args.warmup,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,7 @@ class _HaCfParser:
         self.bad_times: set[str] = set()
         """Time directives whose line was wrong: checks against them would only repeat that."""
         self.media_lines = 0
+        self.alerts: list[dict[str, object]] = []
 
     # -- pass 1 ---------------------------------------------------------------------------
 
@@ -570,6 +572,59 @@ class _HaCfParser:
             return
         (self.stonith if line.directive == "stonith" else self.stonith_host).append(line.rest)
 
+    def on_metrics_listen(self, line: Line) -> None:
+        usage = "write metrics_listen ADDRESS:PORT, e.g. metrics_listen 127.0.0.1:9661"
+        value = self._single(line, "ADDRESS:PORT")
+        if value is None:
+            return
+        host, sep, port_text = value.rpartition(":")
+        address = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not address:
+            self.problems.append(line.problem(f"expected ADDRESS:PORT; {usage}"))
+            return
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            if ":" in address or not is_host(address):
+                self.problems.append(
+                    line.problem(f"{address!r} is not an IP address or host name (IPv6: [::1]:9661); {usage}")
+                )
+                return
+        if self._int_in(line, port_text, 1, 65535, what="port") is not None:
+            self.values["metrics_listen"] = value
+
+    def on_alert(self, line: Line) -> None:
+        usage = "write alert /path/to/script [timeout=5s] [retries=3]"
+        if not line.values or not line.values[0].startswith("/"):
+            self.problems.append(line.problem(f"needs the absolute path of a script first; {usage}"))
+            return
+        path, *options = line.values
+        alert: dict[str, object] = {"path": path, "where": line.where}
+        for option in options:
+            name, sep, text = option.partition("=")
+            if not sep or name not in ("timeout", "retries"):
+                self.problems.append(
+                    line.problem(f"unknown option {option!r}; expected timeout=TIME or retries=N; {usage}")
+                )
+                continue
+            if name == "timeout":
+                try:
+                    alert["timeout_ms"] = parse_time_ms(text)
+                except ValueError as exc:
+                    self.problems.append(line.problem(f"timeout={text}: {exc}"))
+                    continue
+                if alert["timeout_ms"] == 0:
+                    self.problems.append(line.problem("timeout must be more than 0ms"))
+            else:
+                retries = self._int_in(line, text, 0, 100, what="retries")
+                if retries is not None:
+                    alert["retries"] = retries
+        if not os.access(path, os.X_OK):
+            self.warnings.append(
+                line.problem(f"{path} is missing or not executable: every alert to it fails until it is")
+            )
+        self.alerts.append(alert)
+
     def on_accepted(self, line: Line) -> None:
         reason = _ACCEPTED_NOT_ACTED[line.directive]
         self.warnings.append(line.problem(f"accepted for Heartbeat compatibility but ignored: {reason}"))
@@ -615,6 +670,7 @@ class _HaCfParser:
             for name, (addresses, line) in self.ping_nodes.items()
         )
         self.values["stonith"] = tuple(self.stonith)
+        self.values["alerts"] = tuple(self.alerts)
         self.values["stonith_host"] = tuple(self.stonith_host)
         return HaCfResult(self.values, self.where, self.raw, self.problems, self.warnings)
 
@@ -792,6 +848,8 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "crm": _HaCfParser.on_crm,
     "pacemaker": _HaCfParser.on_crm,
     "bind_address": _HaCfParser.on_bind_address,
+    "metrics_listen": _HaCfParser.on_metrics_listen,
+    "alert": _HaCfParser.on_alert,
     **dict.fromkeys(_ACCEPTED_NOT_ACTED, _HaCfParser.on_accepted),
 }
 

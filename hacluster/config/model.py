@@ -58,6 +58,18 @@ class PingConfig(BaseModel):
     where: str
 
 
+class AlertConfig(BaseModel):
+    """An ``alert PATH [timeout=5s] [retries=3]`` line: a script run for every history event."""
+
+    model_config = _FROZEN
+
+    path: str
+    timeout_ms: int = Field(default=5_000, gt=0)
+    retries: int = Field(default=3, ge=0, le=100)
+    """Attempts after the first one when the script fails or times out."""
+    where: str
+
+
 class LoadedConfig(BaseModel):
     """Everything ha.cf and authkeys say, checked; durations in integer milliseconds."""
 
@@ -98,6 +110,9 @@ class LoadedConfig(BaseModel):
     cluster: str = DEFAULT_CLUSTER
     api_socket: Path = Path(DEFAULT_API_SOCKET)
     state_dir: Path = Path(DEFAULT_STATE_DIR)
+    metrics_listen: str | None = None
+    """``ADDRESS:PORT`` of the Prometheus endpoint (``[v6]:PORT`` for IPv6); None: no endpoint."""
+    alerts: tuple[AlertConfig, ...] = ()
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""
     where: dict[str, str] = {}

@@ -41,6 +41,7 @@ from typing import Any, Final
 from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, parse_time_ms
 from hacluster.core.edits import completed_moves, drop_locations
 from hacluster.core.effects import Level, MessageDelivered, NodeStateChanged, Notice
+from hacluster.core.explain import ClusterSnapshot, Failure
 from hacluster.core.fencing import FenceDeviceSpec, FenceFinished, FencingManager, devices_from_config
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import (
@@ -144,6 +145,13 @@ class ResourceManager:
         self._unclean: dict[NodeName, int | None] = {}
         """Nodes lost without a goodbye and not fenced yet → their generation when lost."""
         self._suspects: set[NodeName] = set()
+        self._unclean_quorate: set[NodeName] = set()
+        """Unclean nodes that were away while we had quorum: our side may have acted on their
+        absence, so if one comes back with the same generation it is a suspect.  One lost
+        while we never had quorum just rejoins: nothing here acted meanwhile (else three nodes
+        split three ways would all be suspects to each other, without quorum, forever)."""
+        self._dirty = True
+        """Something the DC's plan depends on changed since it was last computed."""
         self._hold_until_ms: int | None = None
         """After this node was frozen past deadtime: start nothing before this time."""
         """Unclean nodes heard again with the same generation: not trusted until fenced."""
@@ -217,6 +225,46 @@ class ResourceManager:
     def fencing_pending(self) -> dict[NodeName, str]:
         return self.fencing.pending()
 
+    def snapshot(self, now_ms: int | None = None) -> ClusterSnapshot:
+        """Everything the DC plans from, frozen: for ``hacrm resource why`` and ``simulate``."""
+        failures = {}
+        for rsc, per_node in self.resource_details().items():
+            for node, entry in per_node.items():
+                if entry.get("op"):
+                    rc = entry.get("rc")
+                    local = self._local.get(rsc) if node == self._s.node else None
+                    failures[(rsc, node)] = Failure(
+                        op=str(entry["op"]),
+                        rc=rc if isinstance(rc, int) else None,
+                        reason=str(entry["why"]) if entry.get("why") else None,
+                        last_failure_ms=local.last_failure_ms if local is not None else None,
+                    )
+        leaving = {n for n, r in self._reports.items() if r.leaving} | (
+            {self._s.node} if self._leaving else set()
+        )
+        return ClusterSnapshot(
+            config=self.config,
+            nodes=self._s.nodes,
+            members=self._members | {self._s.node},
+            observed=self.observed(),
+            failcounts=self.failcounts(),
+            failures=failures,
+            banned_everywhere=frozenset(
+                r for r, nodes in self.resource_details().items() if any(e.get("ba") for e in nodes.values())
+            ),
+            fenced=self.fencing.fenced,
+            clean_exits=frozenset(self._clean_exits),
+            unclean=frozenset(self._unclean),
+            fence_pending=self.fencing.pending(),
+            leaving=frozenset(leaving),
+            has_quorum=self.has_quorum(),
+            dc=self._dc,
+            plan=self._plan,
+            extra_fence_devices=self._s.extra_devices,
+            now_ms=now_ms,
+            node=self._s.node,
+        )
+
     def warnings(self) -> list[str]:
         out = []
         if not self.config.is_stonith_enabled():
@@ -242,6 +290,7 @@ class ResourceManager:
         now_ms: int,
         generation: int | None = None,
     ) -> list[object]:
+        self._dirty = True
         out: list[object] = []
         node = change.node
         if node != self._s.node and node in self._s.nodes:
@@ -256,7 +305,7 @@ class ResourceManager:
                     self._unclean[node] = generation
             elif change.new in ("init", "up", "active"):
                 self._clean_exits.discard(node)
-                if node in self._unclean and self._unclean[node] == generation and self._must_fence():
+                if node in self._unclean_quorate and self._unclean[node] == generation and self._must_fence():
                     if node not in self._suspects:
                         out.append(
                             Notice(
@@ -284,6 +333,8 @@ class ResourceManager:
 
     def on_message(self, message: MessageDelivered, now_ms: int) -> list[object]:
         out: list[object] = []
+        if message.mtype not in (STATE_MSG, PLAN_MSG):
+            self._dirty = True
         try:
             if message.mtype == STATE_MSG:
                 self._on_state(message, now_ms, out)
@@ -310,6 +361,7 @@ class ResourceManager:
         return out
 
     def on_agent_finished(self, result: AgentFinished, now_ms: int) -> list[object]:
+        self._dirty = True
         out: list[object] = []
         resource = self._local.get(result.resource)
         if resource is None or resource.pending is None or resource.pending.call_id != result.call_id:
@@ -344,6 +396,7 @@ class ResourceManager:
 
     def propose_config(self, config: ClusterConfig, now_ms: int) -> list[object]:
         """An operator's change made on this node: adopt it and send it to every member."""
+        self._dirty = True
         out: list[object] = []
         assert config.epoch > self.config.epoch, "a new configuration needs a higher epoch"
         out += self._adopt(config, self._s.node, now_ms, announce=True)
@@ -353,6 +406,7 @@ class ResourceManager:
 
     def cleanup(self, rsc: str, node: str, now_ms: int) -> list[object]:
         """Forget failures of ``rsc`` (all when empty) on ``node`` (all when empty), re-probe."""
+        self._dirty = True
         out: list[object] = [Broadcast(CLEANUP_MSG, (("rsc", rsc), ("node", node)))]
         self._cleanup_local(rsc, node, out)
         out += self.step(now_ms)
@@ -366,6 +420,7 @@ class ResourceManager:
         have had time to arrive.  (With fencing on, the frozen node is fenced before any
         takeover and never gets here; this is the second line of defence.)
         """
+        self._dirty = True
         self._hold_until_ms = now_ms + 2 * self._s.refresh_ms
         self._plan = None
         self._plan_from = None
@@ -383,6 +438,7 @@ class ResourceManager:
         return out
 
     def begin_shutdown(self, now_ms: int) -> list[object]:
+        self._dirty = True
         if self._leaving:
             return []
         self._leaving = True
@@ -429,11 +485,18 @@ class ResourceManager:
             if rsc in self._config_ids() and expire_failures(
                 resource, self.config.failure_timeout_ms_of(rsc), now_ms
             ):
+                self._dirty = True
                 out.append(
                     Notice("FAILCOUNT_EXPIRED", Level.INFO, f"{rsc}: failures expired (failure-timeout)")
                 )
+        self._unclean_quorate &= self._unclean.keys()
+        if self.has_quorum():
+            self._unclean_quorate |= self._unclean.keys()
         self._elect(out)
-        if self._dc == self._s.node:
+        if self._dc == self._s.node and (
+            self._dirty or self._plan is None or self._plan_from != self._s.node
+        ):
+            self._dirty = False
             self._compute_plan(now_ms, out)
             self._complete_moves(now_ms, out)
             self._request_fencing(now_ms, out)
@@ -463,6 +526,7 @@ class ResourceManager:
         members = self._members | {self._s.node}
         waiting = self._not_ready(members)
         if waiting:
+            self._dirty = True  # try again at the next step
             return
         online = frozenset(
             n for n in members if not (self._leaving if n == self._s.node else self._reports[n].leaving)
@@ -494,6 +558,9 @@ class ResourceManager:
         if not self._must_fence():
             trusted_down |= frozenset(self._unclean)  # no fencing: a lost node is assumed down
         plan = make_plan(self.config, placement, observed, members, trusted_down)
+        awaiting = sorted(n for n in self._unclean if n not in self.fencing.fenced)
+        if self._must_fence() and awaiting:
+            plan = _hold_starts(plan, observed, awaiting)
         if self.config.is_stonith_enabled() and not self.fencing_configured():
             reason = "stonith-enabled=true but no fencing device is configured"
             plan = Plan(
@@ -552,6 +619,7 @@ class ResourceManager:
             return self._s.fencing_delay_ms
 
     def on_fence_finished(self, result: FenceFinished, now_ms: int) -> list[object]:
+        self._dirty = True
         out = self.fencing.on_finished(result, now_ms, self.devices())
         if result.ok and result.target in self.fencing.fenced:
             self._after_fence(result.target, result.device, now_ms, out)
@@ -560,6 +628,7 @@ class ResourceManager:
 
     def confirm_fenced(self, target: NodeName, now_ms: int) -> list[object]:
         """The operator's word that ``target`` is down (``hacrm node fence-confirm``)."""
+        self._dirty = True
         out = self.fencing.confirm(target, self._s.node, "confirmed by an operator", now_ms)
         self._after_fence(target, "manual", now_ms, out)
         out += self.step(now_ms)
@@ -567,6 +636,7 @@ class ResourceManager:
 
     def request_fence(self, target: NodeName, now_ms: int) -> list[object]:
         """The operator asks for ``target`` to be fenced now (``hacrm node fence``)."""
+        self._dirty = True
         out = self.fencing.request(target, "requested by an operator", self.config, self.devices(), 0, now_ms)
         out += self.step(now_ms)
         return out
@@ -645,6 +715,7 @@ class ResourceManager:
     def _reconcile(self, now_ms: int, out: list[object]) -> None:
         if self._hold_until_ms is not None and now_ms >= self._hold_until_ms:
             self._hold_until_ms = None
+            self._dirty = True
         frozen = self._is_true(self.config.property("maintenance-mode")) or self._is_true(
             self.config.node_attribute(self._s.node, "maintenance")
         )
@@ -846,11 +917,14 @@ class ResourceManager:
         if order < report.order:
             return  # a late retransmission: membership delivers a missing message when it comes
         report.order = order
+        before = (report.epoch, report.digest, report.probed, report.leaving, report.states)
         report.epoch = int(message.get("ep") or "-1")
         report.digest = message.get("dg") or ""
         report.probed = message.get("pr") == "1"
         report.leaving = message.get("lv") == "1"
         report.states = states
+        if before != (report.epoch, report.digest, report.probed, report.leaving, report.states):
+            self._dirty = True
         if (report.epoch, report.digest) < self._version():
             last = self._config_sent_ms.get((message.src, self.config.epoch))
             if last is None or now_ms - last >= CONFIG_RESEND_MS:
@@ -919,6 +993,7 @@ class ResourceManager:
                 )
             ]
         self.config = config
+        self._dirty = True
         self._digest = config.digest()[:16]
         wanted = {p.id: p for p in config.primitives if p.agent_class != "stonith"}
         for rsc, primitive in wanted.items():
@@ -978,6 +1053,32 @@ def _order_of(message: MessageDelivered) -> tuple[int, int]:
     if not generation:
         return (-1, -1)
     return (int(generation), int(counter))
+
+
+def _hold_starts(
+    plan: Plan, observed: Mapping[str, Mapping[NodeName, LocalState]], awaiting: list[NodeName]
+) -> Plan:
+    """While a lost node awaits fencing, nothing new starts anywhere.
+
+    Its last report is stale: in a split it is the coordinator of its own side and may have
+    started anything since (or a start from a plan still in flight had not been reported
+    yet), so even a resource it reported stopped may be active there.  What already runs (or
+    is starting) on its target stays; every other assignment waits for the fence, as
+    Pacemaker orders every start after the fencing of unclean nodes.
+    """
+    assignment = dict(plan.assignment)
+    reasons = dict(plan.reasons)
+    for rsc, target in plan.assignment.items():
+        if target is None:
+            continue
+        if observed.get(rsc, {}).get(target) in (LocalState.STARTED, LocalState.STARTING):
+            continue
+        assignment[rsc] = None
+        reasons[rsc] = (
+            f"waiting for {', '.join(awaiting)} to be fenced: nothing starts before, it may have "
+            "started resources since its last report"
+        )
+    return Plan(assignment, reasons, plan.needs_fencing | frozenset(awaiting))
 
 
 def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:

@@ -108,3 +108,178 @@ def drop_locations(config: ClusterConfig, ids: list[str]) -> ClusterConfig:
     return replace(
         config, epoch=config.epoch + 1, locations=tuple(loc for loc in config.locations if loc.id not in ids)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pins with an expiry, and Heartbeat's hb_standby / hb_takeover sets
+
+PIN_UNTIL_SUFFIX = "-until"
+"""``cli-prefer-<rsc>-until=<unix seconds>``, a node attribute of the pin's target node.
+
+Cluster properties are checked against a fixed list and node attributes are free-form, so the
+expiry of a pin lives beside the node it pins to; the DC drops the pin (and the attribute)
+once the wall clock passes it.
+"""
+
+HEARTBEAT_SETS = ("all", "local", "foreign", "failback")
+
+
+def pin_until_attribute(rsc: str) -> str:
+    return f"{PIN_PREFIX}{rsc}{PIN_UNTIL_SUFFIX}"
+
+
+def _drop_node_attribute_everywhere(config: ClusterConfig, name: str) -> ClusterConfig:
+    node_attributes = tuple(
+        (node, kept)
+        for node, attributes in config.node_attributes
+        if (kept := tuple((k, v) for k, v in attributes if k != name))
+    )
+    return replace(config, node_attributes=node_attributes)
+
+
+def pin(
+    config: ClusterConfig, nodes: tuple[str, ...], rsc: str, node: str, *, until_s: int | None = None
+) -> ClusterConfig:
+    """Pin ``rsc`` to ``node`` (``cli-prefer-<rsc>``), optionally only until ``until_s`` (unix time)."""
+    pinned = _drop_node_attribute_everywhere(
+        move(config, nodes, rsc, node, pin=True), pin_until_attribute(rsc)
+    )
+    if until_s is None:
+        return pinned
+    return replace(
+        set_node_attribute(pinned, nodes, node, pin_until_attribute(rsc), str(until_s)), epoch=pinned.epoch
+    )
+
+
+def pins(config: ClusterConfig) -> list[tuple[str, str, str, int | None]]:
+    """Every pin as ``(constraint id, resource, node, until unix seconds or None)``."""
+    out = []
+    for location in config.locations:
+        if location.id.startswith(PIN_PREFIX):
+            raw = config.node_attribute(location.node, pin_until_attribute(location.rsc))
+            until = int(raw) if raw is not None and raw.isdigit() else None
+            out.append((location.id, location.rsc, location.node, until))
+    return out
+
+
+def expire_pins(config: ClusterConfig, now_s: int) -> ClusterConfig | None:
+    """Drop pins whose expiry has passed and expiry attributes whose pin is gone; None if none."""
+    pinned = {location.rsc for location in config.locations if location.id.startswith(PIN_PREFIX)}
+    expired = {rsc for _, rsc, _, until in pins(config) if until is not None and until <= now_s}
+    stale = {
+        k[len(PIN_PREFIX) : -len(PIN_UNTIL_SUFFIX)]
+        for _, attributes in config.node_attributes
+        for k, _ in attributes
+        if k.startswith(PIN_PREFIX) and k.endswith(PIN_UNTIL_SUFFIX)
+    } - pinned
+    if not expired and not stale:
+        return None
+    new = replace(
+        config,
+        epoch=config.epoch + 1,
+        locations=tuple(loc for loc in config.locations if loc.id not in {PIN_PREFIX + r for r in expired}),
+    )
+    for rsc in sorted(expired | stale):
+        new = _drop_node_attribute_everywhere(new, pin_until_attribute(rsc))
+    return new
+
+
+def top_level_units(config: ClusterConfig) -> list[tuple[str, tuple[str, ...]]]:
+    """What Heartbeat calls resource groups: each group, then each ungrouped primitive (no stonith)."""
+    units = [(group.id, group.members) for group in config.groups]
+    grouped = {m for group in config.groups for m in group.members}
+    units += [
+        (p.id, (p.id,)) for p in config.primitives if p.agent_class != "stonith" and p.id not in grouped
+    ]
+    return units
+
+
+def preferred_node(config: ClusterConfig, unit: str) -> str | None:
+    """The node the configuration prefers for ``unit`` (highest positive score, cli- constraints aside)."""
+    best = sorted(
+        (-location.score, location.node)
+        for location in config.locations
+        if location.rsc == unit and location.score > 0 and not location.id.startswith("cli-")
+    )
+    return best[0][1] if best else None
+
+
+def heartbeat_units(config: ClusterConfig, node: str, which: str) -> list[str]:
+    """Units in Heartbeat's set ``which`` as seen from ``node``: local = preferred here, foreign = not."""
+    if which not in HEARTBEAT_SETS:
+        raise EditError(
+            "BAD_SET", f"{which!r} is not a Heartbeat resource set; use one of {', '.join(HEARTBEAT_SETS)}"
+        )
+    ids = [unit for unit, _ in top_level_units(config)]
+    if which == "all":
+        return ids
+    local = [unit for unit in ids if preferred_node(config, unit) == node]
+    return local if which == "local" else [unit for unit in ids if unit not in local]
+
+
+def unit_node(config: ClusterConfig, unit: str, running_on: dict[str, set[str]]) -> str | None:
+    """The one node where every member of ``unit`` runs, if there is one."""
+    members = dict(top_level_units(config)).get(unit, (unit,))
+    where = [running_on.get(m, set()) for m in members]
+    first = where[0] if where else set()
+    return next(iter(first)) if len(first) == 1 and all(w == first for w in where) else None
+
+
+def hand_over(
+    config: ClusterConfig,
+    nodes: tuple[str, ...],
+    node: str,
+    which: str,
+    *,
+    takeover: bool,
+    running_on: dict[str, set[str]],
+    available: tuple[str, ...],
+) -> tuple[ClusterConfig, list[tuple[str, str]]]:
+    """``hb_standby`` (``takeover=False``) or ``hb_takeover`` on ``node`` as one configuration change.
+
+    Standby ``all`` puts ``node`` in standby; standby ``local``/``foreign`` pins each unit of the
+    set that runs on ``node`` to another available node.  Takeover pins the set to ``node`` and
+    ends its standby.  ``available`` lists the nodes that may take resources (online, not in
+    standby or maintenance).  Returns the new configuration (the same object when nothing
+    changes) and the ``(unit, node)`` pins it made.
+    """
+    _known_node(config, nodes, node)
+    units = heartbeat_units(config, node, which)
+    which = "foreign" if which == "failback" else which
+    moves: list[tuple[str, str]] = []
+    new = config
+    if takeover:
+        if config.node_attribute(node, "standby") is not None:
+            new = replace(set_node_attribute(new, nodes, node, "standby", None), epoch=config.epoch)
+        moves = [(unit, node) for unit in units if unit_node(config, unit, running_on) != node]
+    elif which == "all":
+        new = replace(set_node_attribute(new, nodes, node, "standby", "on"), epoch=config.epoch)
+    else:
+        others = [n for n in available if n != node]
+        for unit in units:
+            if unit_node(config, unit, running_on) != node:
+                continue
+            if not others:
+                raise EditError(
+                    "NO_OTHER_NODE",
+                    f"no other node can take {unit}: every other node is offline, in standby or in maintenance",
+                )
+            preferred = preferred_node(config, unit)
+            moves.append((unit, preferred if preferred in others else others[0]))
+    for unit, target in moves:
+        new = replace(pin(new, nodes, unit, target), epoch=config.epoch)
+    if new == config:
+        return config, []
+    return replace(new, epoch=config.epoch + 1), moves
+
+
+def rsc_hold(config: ClusterConfig, node: str, running_on: dict[str, set[str]], in_transition: bool) -> str:
+    """Heartbeat's ``cl_status rscstatus`` for ``node``: none, local, foreign, all or transition."""
+    if in_transition:
+        return "transition"
+    held = [unit for unit, _ in top_level_units(config) if unit_node(config, unit, running_on) == node]
+    local = [unit for unit in held if preferred_node(config, unit) == node]
+    foreign = [unit for unit in held if unit not in local]
+    if local and foreign:
+        return "all"
+    return "local" if local else ("foreign" if foreign else "none")

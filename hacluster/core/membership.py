@@ -140,6 +140,10 @@ class Membership:
         self._next_status_ms = now_ms
         self._has_serial = any(link.kind is LinkKind.SERIAL for link in settings.links)
         self._peers: dict[NodeName, _Peer] = {}
+        self._peer_deadlines: dict[NodeName, int] = {}
+        self._stale: set[NodeName] | None = None
+        """Peers whose cached deadline must be recomputed; None: all of them."""
+        self._touched: NodeName | None = None
         self._pings: dict[NodeName, _PingPeer] = {p.name: _PingPeer(p.name) for p in settings.ping_nodes}
         for name in settings.nodes:
             if name != settings.node:
@@ -194,8 +198,13 @@ class Membership:
         if self._stopped:
             return out
         if isinstance(inp, PacketReceived):
+            self._touched = None
             self._on_packet(inp, now_ms, out)
-        elif isinstance(inp, Tick):
+            if self._stale is not None and self._touched is not None:
+                self._stale.add(self._touched)
+            return out
+        self._stale = None  # anything but a packet may move every peer's deadline
+        if isinstance(inp, Tick):
             self._on_tick(now_ms, out)
         elif isinstance(inp, PingReplied):
             self._on_ping_replied(inp, now_ms, out)
@@ -236,22 +245,21 @@ class Membership:
         return tuple(sorted(names))
 
     def next_deadline_ms(self) -> int:
-        """The earliest time a ``Tick`` could change something."""
-        deadline = self._next_status_ms
-        for peer in self._peers.values():
-            if peer.state == "dead":
-                continue
-            interval = self._interval_ms(peer)
-            base = peer.last_heard_ms if peer.last_heard_ms is not None else self._start_ms
-            deadline = min(deadline, base + interval + 1)
-            for link in peer.links.values():
-                if link.up and link.last_heard_ms is not None:
-                    deadline = min(deadline, link.last_heard_ms + interval + 1)
-            if peer.last_status_ms is not None and not peer.late_warned:
-                deadline = min(deadline, peer.last_status_ms + self._s.warntime_ms + 1)
-            if peer.state in ("up", "active"):  # as _request_retransmissions: else a past due spins
-                for due in peer.missing.values():
-                    deadline = min(deadline, due)
+        """The earliest time a ``Tick`` could change something.
+
+        The driver asks after every input, so this must be cheap: each peer's own deadline is
+        cached and recomputed only for the peer a packet came from (all of them after any
+        other input, since ticks and state changes move every deadline).
+        """
+        if self._stale is None:
+            self._peer_deadlines = {name: self._peer_deadline(peer) for name, peer in self._peers.items()}
+        else:
+            for name in self._stale:
+                peer = self._peers.get(name)
+                if peer is not None:
+                    self._peer_deadlines[name] = self._peer_deadline(peer)
+        self._stale = set()
+        deadline = min(self._next_status_ms, min(self._peer_deadlines.values(), default=self._next_status_ms))
         for ping in self._pings.values():
             if ping.state == "ping" and ping.last_heard_ms is not None:
                 deadline = min(deadline, ping.last_heard_ms + self._s.deadping_ms + 1)
@@ -259,10 +267,28 @@ class Membership:
             deadline = min(deadline, self._start_ms + self._s.initdead_ms + 1)
         return deadline
 
+    def _peer_deadline(self, peer: _Peer) -> int:
+        never = 1 << 62
+        if peer.state == "dead":
+            return never
+        interval = self._interval_ms(peer)
+        base = peer.last_heard_ms if peer.last_heard_ms is not None else self._start_ms
+        deadline = base + interval + 1
+        for link in peer.links.values():
+            if link.up and link.last_heard_ms is not None:
+                deadline = min(deadline, link.last_heard_ms + interval + 1)
+        if peer.last_status_ms is not None and not peer.late_warned:
+            deadline = min(deadline, peer.last_status_ms + self._s.warntime_ms + 1)
+        if peer.state in ("up", "active"):  # as _request_retransmissions: else a past due spins
+            for due in peer.missing.values():
+                deadline = min(deadline, due)
+        return deadline
+
     def reconfigure(self, settings: MembershipSettings, now_ms: int) -> list[Effect]:
         """Apply a re-read configuration; generation, sequence and peer history survive."""
         assert settings.node == self._s.node, "the node name cannot change at run time"
         out: list[Effect] = []
+        self._stale = None
         settings = _with_generation(settings, self._s.generation)
         added = [n for n in settings.nodes if n != settings.node and n not in self._peers]
         removed = [n for n in self._peers if n not in settings.nodes]
@@ -381,6 +407,7 @@ class Membership:
         out: list[Effect],
     ) -> None:
         mtype = fields["t"]
+        self._touched = peer.name
         if peer.generation is not None and generation < peer.generation:
             self._drop(
                 DropReason.REPLAY,
@@ -807,6 +834,7 @@ class Membership:
         if waiting:
             return
         self._comm_up = True
+        self._stale = None  # every peer's dead interval changes from initdead to deadtime
         self._set_own_state(
             out, "active", "communication is up: every node heard from or declared dead", now_ms
         )

@@ -49,3 +49,15 @@ class MembershipStats:
     sent: int
     retransmit_requests_sent: int
     retransmissions_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class GapSamples:
+    """Heartbeat gaps of one peer over one link, for the shell's metrics."""
+
+    node: str
+    link: str
+    observed: int
+    """Gaps measured since start, a running count (the window below keeps only the newest)."""
+    recent_ms: tuple[int, ...]
+    """The newest gaps, oldest first; at most ``gap_window`` of them."""

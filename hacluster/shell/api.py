@@ -34,7 +34,7 @@ def _arg(request: dict[str, Any], name: str) -> str:
     return value
 
 
-EXTRA_API_MODULES: tuple[str, ...] = ()
+EXTRA_API_MODULES: tuple[str, ...] = ("api_cli", "api_ops", "api_explain")
 """Modules (``hacluster.shell.<name>``) whose ``handlers(daemon)`` add more commands."""
 
 

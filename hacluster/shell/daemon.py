@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hacluster.config import LoadedConfig, load_config
 from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources
@@ -54,12 +54,17 @@ from hacluster.core.node import NodeCore
 from hacluster.core.settings import LinkSpec
 from hacluster.errors import ConfigError, HAClusterError
 from hacluster.shell import cibstore, generation, logs, realtime, sdnotify
+from hacluster.shell.alerts import AlertRunner, specs_of
 from hacluster.shell.executor import AgentSpec, Executor, OpRequest
 from hacluster.shell.fencer import FenceDevice, Fencer
+from hacluster.shell.history import History
 from hacluster.shell.ipc import ApiError, ApiServer
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
 from hacluster.shell.status import status_document
+
+if TYPE_CHECKING:
+    from hacluster.shell.metrics import MetricsServer
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +160,11 @@ class Daemon:
             in_process=in_process_agents(),
         )
         self.fencer = Fencer()
+        self.history = History(Path(config.state_dir), node)
+        """Every decision (INFO and above) for ``hacrm history``, alert hooks and metrics."""
+        self.alerts = AlertRunner(specs_of(config))
+        self.history.subscribe(self.alerts.submit)
+        self._metrics: MetricsServer | None = None
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
@@ -195,6 +205,12 @@ class Daemon:
 
             self._api = ApiServer(Path(config.api_socket), api_handlers(self))
             await self._api.start()
+            self.history.open()
+            self.alerts.start()
+            if config.metrics_listen:
+                from hacluster.shell.metrics import start_metrics  # prometheus_client only when asked
+
+                self._metrics = await start_metrics(self, config.metrics_listen)
             self._execute(self.core.start(now_ms()))
             sdnotify.notify("READY=1")
             await self._drive()
@@ -280,6 +296,7 @@ class Daemon:
                 logger.log(
                     int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else ""
                 )
+                self.history.record(effect)
             elif isinstance(effect, Fence):
                 task = asyncio.get_running_loop().create_task(self._run_fence(effect))
                 self._tasks.add(task)
@@ -289,8 +306,10 @@ class Daemon:
             elif isinstance(effect, SendPings):
                 if self._ping is not None:
                     self._ping.send_pings()
-            elif isinstance(effect, NodeStateChanged | Stopped):
-                pass  # already logged by the core's Notice; nothing to do in the shell
+            elif isinstance(effect, NodeStateChanged):
+                self.history.record(effect)  # logged by the core's Notice; structured here for hooks
+            elif isinstance(effect, Stopped):
+                pass
             else:  # pragma: no cover - the effect unions are closed
                 raise AssertionError(f"unknown effect {effect!r}")
 
@@ -392,6 +411,9 @@ class Daemon:
             debugfile=config.debugfile,
             logfacility=config.logfacility,
         )
+        self.alerts.reconfigure(specs_of(config))
+        if config.metrics_listen != (self._metrics.listen if self._metrics else None):
+            logger.warning("metrics_listen changed: the new value takes effect when the daemon restarts")
         self._execute(list(core.membership.reconfigure(settings, now_ms())))
         if resources.digest != self.resources.digest:
             current = core.rm.config
@@ -417,6 +439,10 @@ class Daemon:
             logger.error("link open failed after reload error=%s", exc)
 
     async def _close(self) -> None:
+        await self.alerts.close()
+        if self._metrics is not None:
+            await self._metrics.close()
+        self.history.close()
         for task in list(self._tasks):
             task.cancel()
         for link in self._links.values():

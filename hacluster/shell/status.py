@@ -150,4 +150,5 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
             "retransmissions_sent": stats.retransmissions_sent,
         },
         "warnings": daemon.warnings,
+        "alerts": daemon.alerts.statistics(),
     }
