@@ -65,6 +65,8 @@ CLEANUP_MSG: Final = "hac_cleanup"
 FENCE_REQUEST_MSG: Final = "hac_fence_req"
 FENCED_MSG: Final = "hac_fenced"
 CONFIG_RESEND_MS: Final = 1000
+RETRY_MS: Final = 100
+"""How soon a step looks again at something due that it could not act on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ class ResourceManager:
         split three ways would all be suspects to each other, without quorum, forever)."""
         self._dirty = True
         """Something the DC's plan depends on changed since it was last computed."""
+        self._last_step_ms: int | None = None
         self._hold_until_ms: int | None = None
         """After this node was frozen past deadtime: start nothing before this time."""
         """Unclean nodes heard again with the same generation: not trusted until fenced."""
@@ -456,13 +459,26 @@ class ResourceManager:
         return out
 
     def next_deadline_ms(self) -> int:
+        """The earliest time ``step`` could do something on its own.
+
+        Never at or before the last step: something due that the step could not act on
+        (a monitor while in maintenance, a stop waiting for dependents) is looked at again
+        ``RETRY_MS`` later or at the next input, instead of making the shell spin.
+        """
         deadline = self._next_refresh_ms
+        frozen = self._frozen()
         for resource in self._local.values():
-            if resource.next_monitor_ms is not None and resource.pending is None:
+            if (
+                resource.next_monitor_ms is not None
+                and resource.pending is None
+                and not frozen
+                and self._is_managed(resource.id)
+            ):
                 deadline = min(deadline, resource.next_monitor_ms)
             if (
                 resource.failcount
                 and resource.last_failure_ms is not None
+                and resource.state not in (LocalState.FAILED, LocalState.BLOCKED)
                 and resource.id in self._config_ids()
             ):
                 timeout = self.config.failure_timeout_ms_of(resource.id)
@@ -475,11 +491,20 @@ class ResourceManager:
         fencing = self.fencing.next_deadline_ms()
         if fencing is not None:
             deadline = min(deadline, fencing)
+        if self._last_step_ms is not None and deadline <= self._last_step_ms:
+            deadline = self._last_step_ms + RETRY_MS
         return deadline
+
+    def _frozen(self) -> bool:
+        """Maintenance (cluster-wide or this node): start, stop and monitor nothing."""
+        return self._is_true(self.config.property("maintenance-mode")) or self._is_true(
+            self.config.node_attribute(self._s.node, "maintenance")
+        )
 
     # --- the step: expire, plan, reconcile, report ------------------------------------------
 
     def step(self, now_ms: int) -> list[object]:
+        self._last_step_ms = now_ms
         out: list[object] = []
         for rsc, resource in self._local.items():
             if rsc in self._config_ids() and expire_failures(
@@ -716,9 +741,7 @@ class ResourceManager:
         if self._hold_until_ms is not None and now_ms >= self._hold_until_ms:
             self._hold_until_ms = None
             self._dirty = True
-        frozen = self._is_true(self.config.property("maintenance-mode")) or self._is_true(
-            self.config.node_attribute(self._s.node, "maintenance")
-        )
+        frozen = self._frozen()
         plan = self._plan
         deps = dependencies(self.config)
         observed = self.observed()

@@ -147,6 +147,7 @@ class Daemon:
         self._links: dict[LinkName, Link] = {}
         self._ping: PingLink | None = None
         self._queue_overflows = 0
+        self._spins = 0
         self._started_ms = now_ms()
         self._warnings: list[str] = list(config.warnings) + list(self.resources.warnings)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -235,6 +236,13 @@ class Daemon:
                 for _ in range(min(len(queue), DRAIN_BEFORE_TICK_MAX)):
                     self._dispatch(queue.popleft())
                 self._execute(core.handle(Tick(), now_ms()))
+                if core.next_deadline_ms() <= now_ms():
+                    # A tick that leaves its own deadline in the past is a core bug; never let
+                    # it become a busy loop that stops the links and the API being read.
+                    self._spins += 1
+                    if self._spins in (1, 100) or self._spins % 10_000 == 0:
+                        logger.error("core deadline stays in the past after a tick spins=%d", self._spins)
+                    await asyncio.sleep(0.001)
                 continue
             if not queue:
                 # Sleep until an input arrives or the deadline passes.  A plain future and

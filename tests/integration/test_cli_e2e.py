@@ -395,11 +395,6 @@ property stonith-enabled=false
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: with its node in maintenance, ResourceManager.next_deadline_ms() still returns "
-    "the skipped monitor's past deadline, so the driver ticks in a busy loop and stops reading links",
-)
 def test_node_maintenance_leaves_resources_running_unmanaged() -> None:
     root = Path(tempfile.mkdtemp(prefix="hacluster-cli-maint-"))
     cluster = start_cluster(root, 2, MAINTENANCE_RESOURCES)
