@@ -40,7 +40,8 @@ _DAEMON_CANDIDATES = (
     "/usr/lib/heartbeat/heartbeat",  # older Debian and Ubuntu
     "/usr/lib64/heartbeat/heartbeat",
 )
-_TOOLS = ("ip", "unshare", "nsenter", "cl_status", "hostname", "mount")
+HEARTBEAT_CL_STATUS = "/usr/bin/cl_status"
+_TOOLS = ("ip", "unshare", "nsenter", HEARTBEAT_CL_STATUS, "hostname", "mount")
 # Files a node must create for itself: copying the host's would give both nodes one UUID.
 _LIB_SKIP = ("hb_uuid", "hb_generation", "ha-log", "ha-debug", "fifo", "delhostcache", "hostcache")
 
@@ -369,7 +370,8 @@ class HeartbeatNode:
 
     def cl_status(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`cl_status ARGS` as seen by this node; fails ("Cannot signon") until comm-up."""
-        return self.nsenter("cl_status", *args)
+        # Heartbeat's own cl_status, by path: hacluster installs a cl_status of its own.
+        return self.nsenter(HEARTBEAT_CL_STATUS, *args)
 
     def wait_nodestatus(self, node: str, want: str, timeout_s: float) -> None:
         """Poll `cl_status nodestatus NODE` until it prints `want`, else raise TimeoutError."""
