@@ -143,6 +143,7 @@ class ResourceManager:
         self._done = False
         self._dc: NodeName | None = None
         self._digest = ""
+        self._maintenance = False
         self.fencing = FencingManager(settings.node)
         self._unclean: dict[NodeName, int | None] = {}
         """Nodes lost without a goodbye and not fenced yet → their generation when lost."""
@@ -497,9 +498,7 @@ class ResourceManager:
 
     def _frozen(self) -> bool:
         """Maintenance (cluster-wide or this node): start, stop and monitor nothing."""
-        return self._is_true(self.config.property("maintenance-mode")) or self._is_true(
-            self.config.node_attribute(self._s.node, "maintenance")
-        )
+        return self._maintenance
 
     # --- the step: expire, plan, reconcile, report ------------------------------------------
 
@@ -525,6 +524,8 @@ class ResourceManager:
             self._compute_plan(now_ms, out)
             self._complete_moves(now_ms, out)
             self._request_fencing(now_ms, out)
+        elif self._suspects and self._dc != self._s.node:
+            self._fence_suspects(now_ms, out)
         out += self.fencing.tick(self.devices(), now_ms)
         self._reconcile(now_ms, out)
         self._report(now_ms, out)
@@ -632,6 +633,22 @@ class ResourceManager:
                         )
                     )
                 continue
+            out += self.fencing.request(target, reason, self.config, self.devices(), delay, now_ms)
+
+    def _fence_suspects(self, now_ms: int, out: list[object]) -> None:
+        """Not the DC, yet holding a suspect: fence it ourselves (with quorum).
+
+        Our DC may not share the suspicion (it never lost the node), and nobody else would
+        fence it: we would keep it out of our membership and the DC in ours for ever.
+        """
+        if not self._must_fence() or not self.has_quorum():
+            return
+        runs_something = any(r.state is LocalState.STARTED for r in self._local.values())
+        delay = 0 if runs_something else self._fencing_delay_ms()
+        for target in sorted(self._suspects):
+            if target in self.fencing.fenced or target in self.fencing.pending():
+                continue
+            reason = "it came back with the same generation after being declared dead"
             out += self.fencing.request(target, reason, self.config, self.devices(), delay, now_ms)
 
     def _fencing_delay_ms(self) -> int:
@@ -1016,6 +1033,9 @@ class ResourceManager:
                 )
             ]
         self.config = config
+        self._maintenance = self._is_true(config.property("maintenance-mode")) or self._is_true(
+            config.node_attribute(self._s.node, "maintenance")
+        )
         self._dirty = True
         self._digest = config.digest()[:16]
         wanted = {p.id: p for p in config.primitives if p.agent_class != "stonith"}
