@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
 import logging
 import random
 import signal
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from hacluster.config import LoadedConfig, load_config
 from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources
@@ -113,7 +114,10 @@ class _InProcessAgent:
 def in_process_agents() -> dict[
     tuple[str, str], Callable[[str, Mapping[str, str]], tuple[int, str | None, str]]
 ]:
-    """Our own agents run inside the daemon: no interpreter start on the failover path."""
+    """Our own agents run inside the daemon: no interpreter start on the failover path.
+
+    See ``warm_agent_imports`` for the heavy imports they need.
+    """
     from hacluster.agents import AGENTS
 
     return {("hacluster", name): _InProcessAgent(agent_cls) for name, agent_cls in AGENTS.items()}
@@ -135,6 +139,31 @@ def fence_device(spec: FenceDeviceSpec) -> FenceDevice:
         timeout_ms=spec.timeout_ms,
         retries=spec.retries,
     )
+
+
+AGENT_IMPORTS: Final = {"IPaddr2": ("pyroute2",), "Filesystem": ("psutil",), "pgsql": ("psutil",)}
+
+
+def warm_agent_imports(config: ClusterConfig) -> list[str]:
+    """Import what our configured agents need before any link opens.
+
+    The agents import pyroute2 and psutil lazily (meta-data must work without them).  Done by
+    the first agent call in a worker thread, the import holds the GIL for about 200 ms, which
+    froze the driver long enough for peers with deadtime 100 ms to declare a freshly started
+    node dead.  Only what the configuration uses is imported: pyroute2 alone adds megabytes.
+    """
+    wanted = sorted(
+        {
+            module
+            for p in config.primitives
+            if p.agent_class == "ocf" and p.provider == "hacluster"
+            for module in AGENT_IMPORTS.get(p.type, ())
+        }
+    )
+    for module in wanted:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    return wanted
 
 
 class Daemon:
@@ -178,6 +207,7 @@ class Daemon:
             self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
         )
         cluster_config = cibstore.initial_config(state_dir, self.resources)
+        warm_agent_imports(cluster_config)
         rm_settings = RmSettings(
             node=self.node,
             nodes=tuple(NodeName(n) for n in config.nodes),
@@ -310,6 +340,7 @@ class Daemon:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(effect, ConfigAdopted):
+                warm_agent_imports(effect.config)
                 cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
             elif isinstance(effect, SendPings):
                 if self._ping is not None:
