@@ -194,15 +194,30 @@ class PgsqlAgent(Agent):
 
     @staticmethod
     def _postmaster_pid(cfg: _Config) -> int | None:
-        """The pid in postmaster.pid if that process is alive and is postgres, else None."""
+        """The pid in postmaster.pid if that process is a live postgres of *this* node, else None.
+
+        On shared storage the pid file may have been written by another node, so the pid alone
+        proves nothing: the process must be postgres, not a zombie (a crashed node's server
+        waiting to be reaped), and in our mount namespace (nodes sharing one kernel, as in
+        tests, see each other's processes).
+        """
         try:
             with open(os.path.join(cfg.pgdata, "postmaster.pid")) as f:
                 pid = int(f.readline().strip())
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
         except (OSError, ValueError):
             return None
-        return pid if comm.startswith(("postgres", "postmaster")) else None
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
+        if not comm.startswith(("postgres", "postmaster")) or state in ("Z", "X"):
+            return None
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                return None
+        except OSError:
+            pass  # cannot tell (no permission): trust the other checks
+        return pid
 
     def _remove_stale_pidfile(self, cfg: _Config) -> None:
         path = os.path.join(cfg.pgdata, "postmaster.pid")

@@ -47,6 +47,11 @@ def empty_config() -> ClusterConfig:
     )
 
 
+def resource_dir(loaded: LoadedConfig) -> Path:
+    """Heartbeat's ``resource.d``: beside ha.cf (``/etc/ha.d/resource.d`` for ``/etc/ha.d/ha.cf``)."""
+    return Path(loaded.directory) / "resource.d"
+
+
 def load_resources(loaded: LoadedConfig, *, check_scripts: bool = True) -> ResourceSource:
     """Read whichever resource file sits beside ha.cf; ``ConfigError`` lists every problem."""
     directory = Path(loaded.directory)
@@ -75,6 +80,7 @@ def load_resources(loaded: LoadedConfig, *, check_scripts: bool = True) -> Resou
                 config = parse_haresources(
                     text,
                     str(path),
+                    resource_d=(resource_dir(loaded),),
                     auto_failback=loaded.auto_failback,
                     check_scripts=check_scripts,
                     warnings=warnings,

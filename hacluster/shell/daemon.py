@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from hacluster.config import LoadedConfig, load_config
-from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources
+from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources, resource_dir
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import ConfigAdopted, RmSettings
 from hacluster.core.effects import (
@@ -186,6 +186,7 @@ class Daemon:
         self.executor = Executor(
             node_name=node,
             ocf_roots=(Path("/usr/lib/ocf"),),
+            resource_d=(resource_dir(config),),
             rsc_tmp=Path(config.state_dir) / "rsctmp",
             in_process=in_process_agents(),
         )

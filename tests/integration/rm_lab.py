@@ -18,10 +18,10 @@ one is the *client*, on the same bridge, never part of the cluster.  The floatin
 
 ``RmCluster`` is a ``daemons.DaemonCluster`` that starts each daemon as
 ``ip netns exec NS unshare -m --propagation private <python> -m hacluster.shell.main daemon``,
-so a node's mounts (a Filesystem resource, a bind-mounted ``resource.d``) belong to that node
-alone and vanish when its last process dies.  ``resource_d`` (optional) is a directory that
-is bind-mounted over ``/etc/ha.d/resource.d`` inside the node's private mount namespace
-before the daemon starts: the daemon has no setting for another ``resource.d`` directory.
+so a node's mounts (a Filesystem resource) belong to that node alone and vanish when its last
+process dies.  ``resource_d`` (optional) is a directory of Heartbeat ``resource.d`` scripts,
+linked as ``resource.d`` beside each node's ha.cf: the daemon looks there, as Heartbeat looks
+in ``/etc/ha.d/resource.d`` beside ``/etc/ha.d/ha.cf``.
 
 Every node namespace also runs a tiny UDP echo *responder* bound to 0.0.0.0 that answers
 with its node name.  The client runs a *prober* that sends a numbered datagram to the VIP
@@ -70,7 +70,6 @@ from daemons import REPO, DaemonCluster, api_status  # noqa: E402
 from netns import Lab  # noqa: E402
 
 PROBE_PORT = 7447
-HA_RESOURCE_D = Path("/etc/ha.d/resource.d")
 CLI = [sys.executable, "-m", "hacluster.cli.main"]
 VIP_HOST = 100
 PR_SET_CHILD_SUBREAPER = 36
@@ -216,11 +215,11 @@ class RmCluster(DaemonCluster):
             name,
         ]
         unshare = ["unshare", "-m", "--propagation", "private"]
-        if self.resource_d is None:
-            return [*unshare, *daemon]
-        # The mount happens inside the new mount namespace only; then the shell becomes the daemon.
-        script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-        return [*unshare, "/bin/sh", "-c", script, "sh", str(self.resource_d), str(HA_RESOURCE_D), *daemon]
+        if self.resource_d is not None:
+            link = self.config_path(name).parent / "resource.d"
+            if not link.exists():
+                link.symlink_to(self.resource_d)
+        return [*unshare, *daemon]
 
     def start(self, name: str, timeout_s: float = 10.0) -> dict[str, Any]:
         old = self.procs.get(name)
