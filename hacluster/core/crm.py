@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, parse_time_ms
@@ -65,6 +65,7 @@ CLEANUP_MSG: Final = "hac_cleanup"
 FENCE_REQUEST_MSG: Final = "hac_fence_req"
 FENCED_MSG: Final = "hac_fenced"
 CONFIG_RESEND_MS: Final = 1000
+OPERATOR_FENCE_REASON: Final = "requested by an operator"
 RETRY_MS: Final = 100
 """How soon a step looks again at something due that it could not act on."""
 
@@ -141,6 +142,7 @@ class ResourceManager:
         self._leaving = False
         self._leave_deadline_ms: int | None = None
         self._done = False
+        self._left_clean = False
         self._dc: NodeName | None = None
         self._digest = ""
         self._maintenance = False
@@ -175,6 +177,11 @@ class ResourceManager:
     @property
     def plan(self) -> Plan | None:
         return self._plan
+
+    @property
+    def left_clean(self) -> bool:
+        """The leave finished with nothing of ours possibly running (peers may skip fencing)."""
+        return self._done and self._left_clean
 
     @property
     def shutdown_complete(self) -> bool:
@@ -441,6 +448,14 @@ class ResourceManager:
         out += self.step(now_ms)
         return out
 
+    def reconfigure(
+        self, nodes: tuple[NodeName, ...], extra_devices: tuple[FenceDeviceSpec, ...], now_ms: int
+    ) -> list[object]:
+        """ha.cf was re-read: the node list and ha.cf fence devices may have changed."""
+        self._s = replace(self._s, nodes=nodes, extra_devices=extra_devices)
+        self._dirty = True
+        return self.step(now_ms)
+
     def begin_shutdown(self, now_ms: int) -> list[object]:
         self._dirty = True
         if self._leaving:
@@ -516,6 +531,8 @@ class ResourceManager:
         self._unclean_quorate &= self._unclean.keys()
         if self.has_quorum():
             self._unclean_quorate |= self._unclean.keys()
+        else:
+            out += self.fencing.cancel_waiting("this partition lost quorum")
         self._elect(out)
         if self._dc == self._s.node and (
             self._dirty or self._plan is None or self._plan_from != self._s.node
@@ -618,8 +635,17 @@ class ResourceManager:
             for node, state in states.items():
                 if state is LocalState.BLOCKED and node in self._members | {self._s.node}:
                     wanted.setdefault(node, f"stop of {rsc} failed there")
-        runs_something = any(r.state is LocalState.STARTED for r in self._local.values())
-        delay = 0 if runs_something else self._fencing_delay_ms()
+        for target in sorted(self.fencing.pending()):
+            if (
+                target in self._members
+                and target not in wanted
+                and target not in self._suspects
+                and self.fencing.reason(target) != OPERATOR_FENCE_REASON
+            ):
+                out += self.fencing.cancel(
+                    target, "it is a member again and nothing of it is blocked any more"
+                )
+        delay = self._request_delay_ms()
         for target, reason in sorted(wanted.items()):
             if target in self.fencing.fenced or target in self.fencing.pending():
                 continue
@@ -643,13 +669,28 @@ class ResourceManager:
         """
         if not self._must_fence() or not self.has_quorum():
             return
-        runs_something = any(r.state is LocalState.STARTED for r in self._local.values())
-        delay = 0 if runs_something else self._fencing_delay_ms()
+        delay = self._request_delay_ms()
         for target in sorted(self._suspects):
             if target in self.fencing.fenced or target in self.fencing.pending():
                 continue
             reason = "it came back with the same generation after being declared dead"
             out += self.fencing.request(target, reason, self.config, self.devices(), delay, now_ms)
+
+    def _request_delay_ms(self) -> int:
+        """How long to wait before fencing a node we just lost.
+
+        Two nodes: the one running resources fences at once, the other waits
+        ``priority-fencing-delay``, so it is shot first.  More nodes: quorum decides the split,
+        but peers are declared dead one at a time (their silences end up to a keepalive
+        apart): a node on the losing side still has quorum until it notices its last peer
+        gone, so every request waits at least the default delay, and is dropped if quorum goes
+        meanwhile (``step``).
+        """
+        runs_something = any(r.state is LocalState.STARTED for r in self._local.values())
+        delay = 0 if runs_something else self._fencing_delay_ms()
+        if len(self._s.nodes) > 2:
+            delay = max(delay, self._s.fencing_delay_ms)
+        return delay
 
     def _fencing_delay_ms(self) -> int:
         text = self.config.property("priority-fencing-delay")
@@ -679,7 +720,7 @@ class ResourceManager:
     def request_fence(self, target: NodeName, now_ms: int) -> list[object]:
         """The operator asks for ``target`` to be fenced now (``hacrm node fence``)."""
         self._dirty = True
-        out = self.fencing.request(target, "requested by an operator", self.config, self.devices(), 0, now_ms)
+        out = self.fencing.request(target, OPERATOR_FENCE_REASON, self.config, self.devices(), 0, now_ms)
         out += self.step(now_ms)
         return out
 
@@ -932,13 +973,15 @@ class ResourceManager:
         if busy and len(blocked) < len(busy) and not timed_out:
             return
         self._done = True
+        self._left_clean = not busy
         if busy:
             out.append(
                 Notice(
                     "LEAVE_INCOMPLETE",
                     Level.ERROR,
                     f"leaving with {', '.join(busy)} not stopped"
-                    + (" (stop failed)" if blocked else f" after {self._s.shutdown_timeout_ms} ms"),
+                    + (" (stop failed)" if blocked else f" after {self._s.shutdown_timeout_ms} ms")
+                    + "; leaving without a goodbye, so that peers fence this node before taking over",
                 )
             )
         else:

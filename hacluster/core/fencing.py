@@ -204,6 +204,11 @@ class FencingManager:
                 out[target] = f"fencing {target} in progress ({attempt.reason})"
         return out
 
+    def reason(self, target: NodeName) -> str | None:
+        """Why ``target`` is being fenced, or None when it is not."""
+        attempt = self._attempts.get(target)
+        return None if attempt is None else attempt.reason
+
     def history(self) -> tuple[FenceEvent, ...]:
         return tuple(self._history)
 
@@ -256,6 +261,13 @@ class FencingManager:
         if attempt is None:
             return []
         return [Notice("FENCING_CANCELLED", Level.INFO, f"fencing {target} cancelled: {why}")]
+
+    def cancel_waiting(self, why: str) -> list[object]:
+        """Drop every attempt still in its delay (no device has fired yet)."""
+        out: list[object] = []
+        for target in [t for t, a in self._attempts.items() if not a.started and a.levels]:
+            out += self.cancel(target, why)
+        return out
 
     def forget(self, target: NodeName) -> None:
         """``target`` rejoined after a reboot: the fence has served its purpose."""

@@ -118,6 +118,7 @@ class LocalResource:
     last_failure_ms: int | None = None
     banned_everywhere: bool = False
     last_rc: int | None = None
+    last_failed_rc: int | None = None
     last_failed_op: str | None = None
     last_exit_reason: str | None = None
     next_monitor_ms: int | None = None
@@ -132,7 +133,7 @@ class LocalResource:
             out["ba"] = 1
         if self.last_failed_op:
             out["op"] = self.last_failed_op
-            out["rc"] = self.last_rc
+            out["rc"] = self.last_failed_rc
             if self.last_exit_reason:
                 out["why"] = self.last_exit_reason[:200]
         return out
@@ -197,6 +198,7 @@ def apply_result(
     def fail(state: LocalState, count: int | None, text: str) -> ResultOutcome:
         resource.state = state
         resource.last_failed_op = name if not is_probe else "probe"
+        resource.last_failed_rc = rc
         resource.last_exit_reason = result.exit_reason
         resource.last_failure_ms = now_ms
         if count is not None:
@@ -234,6 +236,7 @@ def apply_result(
                 resource.state = LocalState.STOPPED
                 resource.failcount = INFINITY
                 resource.last_failed_op = "probe"
+                resource.last_failed_rc = rc
                 resource.last_exit_reason = result.exit_reason
                 return ResultOutcome(
                     LocalState.STOPPED,

@@ -144,6 +144,7 @@ class Membership:
         self._stale: set[NodeName] | None = None
         """Peers whose cached deadline must be recomputed; None: all of them."""
         self._touched: NodeName | None = None
+        self._last_tick_ms: int | None = None
         self._pings: dict[NodeName, _PingPeer] = {p.name: _PingPeer(p.name) for p in settings.ping_nodes}
         for name in settings.nodes:
             if name != settings.node:
@@ -205,6 +206,7 @@ class Membership:
             return out
         self._stale = None  # anything but a packet may move every peer's deadline
         if isinstance(inp, Tick):
+            self._last_tick_ms = now_ms
             self._on_tick(now_ms, out)
         elif isinstance(inp, PingReplied):
             self._on_ping_replied(inp, now_ms, out)
@@ -263,8 +265,12 @@ class Membership:
         for ping in self._pings.values():
             if ping.state == "ping" and ping.last_heard_ms is not None:
                 deadline = min(deadline, ping.last_heard_ms + self._s.deadping_ms + 1)
-        if not self._comm_up:
-            deadline = min(deadline, self._start_ms + self._s.initdead_ms + 1)
+        initdead_at = self._start_ms + self._s.initdead_ms + 1
+        if not self._comm_up and (self._last_tick_ms is None or initdead_at > self._last_tick_ms):
+            # Once past, initdead has done its work (never-heard peers are dead); a peer heard
+            # only through non-status packets then has its own deadline.  Never return a time
+            # a tick already passed with nothing to do: the shell would spin.
+            deadline = min(deadline, initdead_at)
         return deadline
 
     def _peer_deadline(self, peer: _Peer) -> int:
@@ -459,6 +465,7 @@ class Membership:
         peer.protocol = False
         for link in peer.links.values():
             link.highest_seq = 0
+            link.last_status_ms = None  # a restart's downtime is not a heartbeat gap
 
     def _track_sequence(self, peer: _Peer, seq: int, now_ms: int, out: list[Effect]) -> bool:
         """Heartbeat's receive-side rules (reference §7.2); True when the packet is new."""
@@ -658,6 +665,18 @@ class Membership:
         if ping.state != "ping":
             self._set_ping_state(ping, "ping", f"echo reply from {inp.address}", out)
 
+    def stop_silently(self, now_ms: int) -> list[Effect]:
+        """Stop without a goodbye: peers must treat this node as failed (and fence it)."""
+        out: list[Effect] = []
+        if self._stopped:
+            return out
+        self._set_own_state(
+            out, "dead", "stopping without a goodbye: peers will declare this node dead", now_ms
+        )
+        self._stopped = True
+        out.append(Stopped())
+        return out
+
     def _on_stop_requested(self, now_ms: int, out: list[Effect]) -> None:
         goodbye = Message.of(("t", "shutdone"), ("st", "dead"))
         self._send(out, goodbye, now_ms)
@@ -796,6 +815,7 @@ class Membership:
             peer.late_warned = False
             for link in peer.links.values():
                 link.up = False
+                link.last_status_ms = None  # the silence is downtime, not a late heartbeat
         verb = "declared dead" if new == "dead" else f"is {new}"
         level = Level.WARNING if new == "dead" else Level.INFO
         out.append(
@@ -830,6 +850,9 @@ class Membership:
     def _check_comm_up(self, out: list[Effect], now_ms: int) -> None:
         if self._comm_up or self._state == "dead":
             return
+        # Every node has sent a status or been declared dead.  (Heartbeat counts any packet;
+        # we wait for a status, so that no node plans resources with a peer it knows only from
+        # a stray upper-layer message and whose state it does not know.)
         waiting = [p.name for p in self._peers.values() if p.state == "init"]
         if waiting:
             return

@@ -100,8 +100,16 @@ class NodeCore:
 
     def _finish_stop(self, now_ms: int) -> list[object]:
         if self._stopping and self.rm.shutdown_complete and not self.membership.stopped:
+            if not self.rm.left_clean:
+                # Something may still run here (a stop failed): a goodbye would let peers take
+                # it over unfenced.  Fall silent instead; they declare us dead and fence us.
+                return self._route(list(self.membership.stop_silently(now_ms)), now_ms)
             return self._route(list(self.membership.handle(StopRequested(), now_ms)), now_ms)
         return []
+
+    def route(self, effects: list[object], now_ms: int) -> list[object]:
+        """Route effects the shell obtained from one layer directly (e.g. after a reload)."""
+        return self._route(effects, now_ms)
 
     def _route(self, effects: list[object], now_ms: int) -> list[object]:
         """Pass membership events to the resource manager and RM broadcasts to membership."""

@@ -15,6 +15,7 @@ from hacluster.config.resources_crm import render_resources_crm
 from hacluster.core import edits
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.ids import NodeName
+from hacluster.fencing_agents.manual import DEFAULT_STATE_DIR as MANUAL_DEFAULT_STATE_DIR
 from hacluster.fencing_agents.manual import confirm as manual_confirm
 from hacluster.shell.daemon import fence_device
 from hacluster.shell.ipc import ApiError, Handler
@@ -143,7 +144,14 @@ def _core_handlers(daemon: Daemon) -> dict[str, Handler]:
             return {"dry_run": True}
 
         def apply(now_ms: int) -> dict[str, Any]:
-            manual_confirm(Path(daemon.config.state_dir), node)
+            # A fence_manual agent may be waiting on this node: it watches its own state_dir
+            # (a device parameter, /var/lib/hacluster by default), so confirm there too.
+            dirs = {Path(daemon.config.state_dir)}
+            for device in core().rm.devices():
+                if device.agent in ("fence_manual", "stonith:fence_manual"):
+                    dirs.add(Path(dict(device.params).get("state_dir", MANUAL_DEFAULT_STATE_DIR)))
+            for directory in sorted(dirs):
+                manual_confirm(directory, node)
             daemon.execute(core().confirm_fenced(NodeName(node), now_ms))
             return {"dry_run": False, "confirmed": node}
 

@@ -455,6 +455,8 @@ class Daemon:
         if config.metrics_listen != (self._metrics.listen if self._metrics else None):
             logger.warning("metrics_listen changed: the new value takes effect when the daemon restarts")
         self._execute(list(core.membership.reconfigure(settings, now_ms())))
+        nodes = tuple(NodeName(n) for n in config.nodes)
+        self._execute(core.route(core.rm.reconfigure(nodes, hacf_fence_devices(config), now_ms()), now_ms()))
         if resources.digest != self.resources.digest:
             current = core.rm.config
             from dataclasses import replace

@@ -13,7 +13,7 @@ from typing import Any
 
 from hacluster.cli.client import request
 
-Runner = Callable[[argparse.Namespace, str], str]
+Runner = Callable[[argparse.Namespace, str], "str | tuple[str, int]"]
 
 GROUP_HELP = {
     "node": "node commands",
@@ -49,6 +49,8 @@ def change(command: str, make_args: Callable[[argparse.Namespace], dict[str, Any
         answer = request(socket_path, command, dry_run=args.dry_run, **make_args(args))
         if answer.get("dry_run"):
             before, after = answer.get("epoch"), answer.get("would_be_epoch", answer.get("epoch"))
+            if before is None:
+                return "dry run: the request is valid; nothing changed\n"
             return f"dry run: nothing changed (configuration would go from epoch {before} to {after})\n"
         if "epoch" in answer:
             return f"done: configuration epoch {answer['epoch']}\n"

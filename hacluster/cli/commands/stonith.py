@@ -39,7 +39,7 @@ def _stonith_show(args: argparse.Namespace, socket_path: str) -> str:
     return json.dumps(request(socket_path, "stonith_show", device=args.device), indent=2) + "\n"
 
 
-def _stonith_test(args: argparse.Namespace, socket_path: str) -> str:
+def _stonith_test(args: argparse.Namespace, socket_path: str) -> tuple[str, int]:
     result = request(socket_path, "stonith_test", timeout_s=120.0, device=args.device, node=args.node)
     lines = [f"{step['step']}: {step['ms']} ms" for step in result["steps"]]
     verdict = "ok" if result["ok"] else f"FAILED (rc {result['rc']})"
@@ -48,4 +48,4 @@ def _stonith_test(args: argparse.Namespace, socket_path: str) -> str:
     )
     if not result["ok"] and result.get("output"):
         text += result["output"].rstrip() + "\n"
-    return text
+    return text, 0 if result["ok"] else 1
