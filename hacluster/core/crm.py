@@ -56,7 +56,8 @@ from hacluster.core.lrm import (
     recurring_monitor,
 )
 from hacluster.core.placement import PlacementInput, place
-from hacluster.core.transition import Plan, dependencies, make_plan
+from hacluster.core.transition import Plan, dependencies, is_started, make_plan
+from hacluster.core.transition import recovering as transition_recovering
 
 STATE_MSG: Final = "hac_state"
 PLAN_MSG: Final = "hac_plan"
@@ -803,7 +804,7 @@ class ResourceManager:
         plan = self._plan
         deps = dependencies(self.config)
         observed = self.observed()
-        recovering = self._recovering(deps, observed)
+        recovering = transition_recovering(deps, observed, self._members | {self._s.node})
         for rsc, resource in self._local.items():
             if resource.pending is not None or frozen or not self._is_managed(rsc):
                 continue
@@ -830,7 +831,9 @@ class ResourceManager:
                     continue
                 if self._is_held_elsewhere(rsc, observed) or rsc in recovering:
                     continue  # a plan older than a peer's report: never two copies
-                if all(self._is_started(first, observed) for first in deps.get(rsc, [])):
+                if all(
+                    is_started(first, observed, self._members | {self._s.node}) for first in deps.get(rsc, [])
+                ):
                     self._run(resource, primitive, "start", 0, now_ms, out)
 
     def _wanted_here(self, rsc: str, plan: Plan | None) -> bool | None:
@@ -845,41 +848,10 @@ class ResourceManager:
             return None
         return plan.assignment.get(rsc) == self._s.node
 
-    def _recovering(
-        self, deps: dict[str, list[str]], observed: dict[str, dict[NodeName, LocalState]]
-    ) -> set[str]:
-        """Resources to stop because a prerequisite failed or runs nowhere (transitively).
-
-        As Pacemaker does for a mandatory order: the dependents of a failed resource are
-        stopped, it is recovered, then they start again after it.
-        """
-
-        def is_down(rsc: str) -> bool:
-            states = [s for n, s in observed.get(rsc, {}).items() if n in self._members or n == self._s.node]
-            up = (LocalState.STARTED, LocalState.STARTING, LocalState.UNKNOWN)
-            return LocalState.FAILED in states or not any(s in up for s in states)
-
-        down = {first for firsts in deps.values() for first in firsts if is_down(first)}
-        stopping: set[str] = set()
-        changed = True
-        while changed:
-            changed = False
-            for then, firsts in deps.items():
-                if then not in stopping and any(f in down or f in stopping for f in firsts):
-                    stopping.add(then)
-                    changed = True
-        return stopping
-
     def _is_held_elsewhere(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
         """A member other than us last reported ``rsc`` as possibly active."""
         return any(
             n != self._s.node and n in self._members and s in MAYBE_ACTIVE - {LocalState.UNKNOWN}
-            for n, s in observed.get(rsc, {}).items()
-        )
-
-    def _is_started(self, rsc: str, observed: dict[str, dict[NodeName, LocalState]]) -> bool:
-        return any(
-            s is LocalState.STARTED and (n in self._members or n == self._s.node)
             for n, s in observed.get(rsc, {}).items()
         )
 

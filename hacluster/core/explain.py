@@ -36,7 +36,8 @@ from hacluster.core.fencing import FenceDeviceSpec, devices_from_config, levels_
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import MAYBE_ACTIVE, RC_NAMES, LocalState
 from hacluster.core.placement import Placement, PlacementInput, node_unavailable_reason, place
-from hacluster.core.transition import Plan, dependencies, make_plan
+from hacluster.core.transition import Plan, dependencies, is_started, make_plan
+from hacluster.core.transition import recovering as recovering_set
 
 ROUNDS_MAX: Final = 200
 """A safety bound on simulation rounds; a real configuration settles in a few dozen."""
@@ -342,7 +343,7 @@ def _reconcile(w: _World, plan: Plan) -> tuple[list[tuple[str, NodeName]], list[
     config = w.config
     deps = dependencies(config)
     members = w.members
-    recovering = _recovering(w, deps)
+    recovering = recovering_set(deps, w.observed, frozenset(w.members))
     config_ids = set(_managed_ids(config))
     resources = sorted(set(config_ids) | set(w.observed), key=_config_order(config))
     maintenance = _is_true(config.property("maintenance-mode"))
@@ -373,29 +374,9 @@ def _reconcile(w: _World, plan: Plan) -> tuple[list[tuple[str, NodeName]], list[
                 )
                 if held or rsc in recovering:
                     continue
-                if all(_is_started(w, first) for first in deps.get(rsc, [])):
+                if all(is_started(first, w.observed, frozenset(w.members)) for first in deps.get(rsc, [])):
                     starts.append((rsc, node))
     return stops, starts
-
-
-def _recovering(w: _World, deps: Mapping[str, list[str]]) -> set[str]:
-    """``ResourceManager._recovering``: dependents of a prerequisite that failed or runs nowhere."""
-
-    def is_down(rsc: str) -> bool:
-        states = [s for n, s in w.observed.get(rsc, {}).items() if n in w.members]
-        up = (LocalState.STARTED, LocalState.STARTING, LocalState.UNKNOWN)
-        return LocalState.FAILED in states or not any(s in up for s in states)
-
-    down = {first for firsts in deps.values() for first in firsts if is_down(first)}
-    stopping: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for then, firsts in deps.items():
-            if then not in stopping and any(f in down or f in stopping for f in firsts):
-                stopping.add(then)
-                changed = True
-    return stopping
 
 
 def _dependents_stopped(w: _World, rsc: str, deps: Mapping[str, list[str]]) -> bool:
@@ -403,10 +384,6 @@ def _dependents_stopped(w: _World, rsc: str, deps: Mapping[str, list[str]]) -> b
         if rsc in firsts and any(n in w.members and s in _HELD for n, s in w.observed.get(then, {}).items()):
             return False
     return True
-
-
-def _is_started(w: _World, rsc: str) -> bool:
-    return any(s is LocalState.STARTED and n in w.members for n, s in w.observed.get(rsc, {}).items())
 
 
 def _is_true(text: str | None) -> bool:
@@ -685,7 +662,7 @@ def _sentence(ctx: _Why, rsc: str) -> str:
 
 def _down_prerequisite(ctx: _Why, rsc: str, seen: frozenset[str]) -> tuple[str, str] | None:
     """The prerequisite (transitively) that failed, which makes the reconciler restart ``rsc``."""
-    if rsc not in _recovering(ctx.world, ctx.deps):
+    if rsc not in recovering_set(ctx.deps, ctx.world.observed, frozenset(ctx.world.members)):
         return None
     for first in ctx.deps.get(rsc, []):
         if first in seen:

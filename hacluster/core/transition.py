@@ -85,7 +85,12 @@ def make_plan(
             and s in MAYBE_ACTIVE
             and s is not LocalState.UNKNOWN
         }
-        blocked = sorted(n for n, s in states.items() if s is LocalState.BLOCKED)
+        # A lost node that was fenced (or left cleanly) stopped everything with it.
+        blocked = sorted(
+            n
+            for n, s in states.items()
+            if s is LocalState.BLOCKED and (n in members or n not in fenced_or_clean)
+        )
         if blocked:
             assignment[rsc] = None
             reasons[rsc] = f"blocked: its stop failed on {', '.join(blocked)}; fence that node or run cleanup"
@@ -129,3 +134,32 @@ def _stop_dependents(
                     reasons[rsc] = f"it needs {first} first, which cannot run now ({reasons.get(first, '')})"
                     changed = True
                     break
+
+
+def is_started(rsc: str, observed: Observed, members: frozenset[NodeName]) -> bool:
+    """``rsc`` is reported started on one of ``members``."""
+    return any(s is LocalState.STARTED and n in members for n, s in observed.get(rsc, {}).items())
+
+
+def recovering(deps: Mapping[str, list[str]], observed: Observed, members: frozenset[NodeName]) -> set[str]:
+    """Resources to stop because a prerequisite failed or runs nowhere (transitively).
+
+    As Pacemaker does for a mandatory order: the dependents of a failed resource are
+    stopped, it is recovered, then they start again after it.
+    """
+
+    def is_down(rsc: str) -> bool:
+        states = [s for n, s in observed.get(rsc, {}).items() if n in members]
+        up = (LocalState.STARTED, LocalState.STARTING, LocalState.UNKNOWN)
+        return LocalState.FAILED in states or not any(s in up for s in states)
+
+    down = {first for firsts in deps.values() for first in firsts if is_down(first)}
+    stopping: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for then, firsts in deps.items():
+            if then not in stopping and any(f in down or f in stopping for f in firsts):
+                stopping.add(then)
+                changed = True
+    return stopping
