@@ -36,6 +36,7 @@ from hacluster.core.ids import NodeName
 HISTORY_MAX: Final = 100
 RETRY_FIRST_MS: Final = 2_000
 RETRY_MAX_MS: Final = 60_000
+REPLY_GRACE_MS: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,8 @@ class FencingManager:
         self._fenced: set[NodeName] = set()
         self._history: collections.deque[FenceEvent] = collections.deque(maxlen=HISTORY_MAX)
         self._request_id = 0
+        self._reply_due: dict[int, int] = {}
+        """Request id → when its answer is overdue (device timeout plus a grace)."""
 
     # --- queries ----------------------------------------------------------------------
 
@@ -214,6 +217,12 @@ class FencingManager:
 
     def next_deadline_ms(self) -> int | None:
         times = [a.not_before_ms for a in self._attempts.values() if not a.pending and a.levels]
+        times += [
+            self._reply_due[rid]
+            for a in self._attempts.values()
+            for rid in a.pending
+            if rid in self._reply_due
+        ]
         return min(times) if times else None
 
     # --- inputs -----------------------------------------------------------------------
@@ -277,6 +286,16 @@ class FencingManager:
     def tick(self, devices: tuple[FenceDeviceSpec, ...], now_ms: int) -> list[object]:
         out: list[object] = []
         by_id = {d.id: d for d in devices}
+        for attempt in list(self._attempts.values()):
+            for rid, device_id in list(attempt.pending.items()):
+                if self._reply_due.get(rid, now_ms + 1) <= now_ms:
+                    # The shell always answers within the device timeout; if it did not, the
+                    # attempt counts as failed and is retried, never as a success.
+                    out += self.on_finished(
+                        FenceFinished(rid, attempt.target, device_id, False, 0, "no answer from the fencer"),
+                        now_ms,
+                        devices,
+                    )
         for attempt in self._attempts.values():
             if attempt.pending or not attempt.levels or now_ms < attempt.not_before_ms:
                 continue
@@ -288,12 +307,14 @@ class FencingManager:
                     continue
                 self._request_id += 1
                 attempt.pending[self._request_id] = device_id
+                self._reply_due[self._request_id] = now_ms + device.timeout_ms + REPLY_GRACE_MS
                 out.append(Fence(self._request_id, attempt.target, device))
         return out
 
     def on_finished(
         self, result: FenceFinished, now_ms: int, devices: tuple[FenceDeviceSpec, ...]
     ) -> list[object]:
+        self._reply_due.pop(result.request_id, None)
         attempt = self._attempts.get(result.target)
         if attempt is None or result.request_id not in attempt.pending:
             return []
