@@ -102,10 +102,18 @@ def _core_handlers(daemon: Daemon) -> dict[str, Handler]:
 
         return handler
 
-    def move(request: dict[str, Any]) -> Any:
+    async def move(request: dict[str, Any]) -> Any:
         rsc, node = _arg(request, "resource"), _arg(request, "node")
         pin = bool(request.get("pin"))
-        return change(request, lambda c: edits.move(c, nodes(), rsc, node, pin=pin))
+        answer = await change(request, lambda c: edits.move(c, nodes(), rsc, node, pin=pin))
+        config: ClusterConfig = core().rm.config
+        members = (*config.resource_ids(), *(g.id for g in config.groups))
+        if not pin and rsc in members and config.stickiness_of(rsc) <= 0:
+            answer["warning"] = (
+                f"{rsc} has resource-stickiness 0: once the move is done it may move back where its "
+                f"location preferences point; use --pin to keep it on {node}"
+            )
+        return answer
 
     def unmove(request: dict[str, Any]) -> Any:
         rsc = _arg(request, "resource")

@@ -160,10 +160,17 @@ def test_online_leaves_the_group_where_it_is_when_stickiness_outweighs_the_prefe
 
 
 def test_move_is_one_shot(clean: Cli) -> None:
-    clean.ok("resource", "move", "extra", "n3")
-    clean.wait_where("n1", "n3")
+    n3 = clean.cluster.socket_of("n3")
+    before = len(request(n3, "history", resource="extra", code="RESOURCE_START")["events"])
+    moved = clean.ok("resource", "move", "extra", "n3")
+    # With stickiness 0 and its preference for n2, extra goes home as soon as the move is done:
+    # the stay on n3 can be shorter than a status poll, so n3's own history is the witness.
+    assert "may move back" in moved
+    wait_for(
+        "extra started on n3",
+        lambda: len(request(n3, "history", resource="extra", code="RESOURCE_START")["events"]) > before,
+    )
     wait_for("the one-shot constraint to go", lambda: not clean.cli_constraints())
-    # With stickiness 0 and its preference for n2, extra goes home once the move is done.
     clean.wait_where("n1", "n2")
 
 

@@ -52,8 +52,9 @@ def change(command: str, make_args: Callable[[argparse.Namespace], dict[str, Any
             if before is None:
                 return "dry run: the request is valid; nothing changed\n"
             return f"dry run: nothing changed (configuration would go from epoch {before} to {after})\n"
+        warning = f"warning: {answer['warning']}\n" if answer.get("warning") else ""
         if "epoch" in answer:
-            return f"done: configuration epoch {answer['epoch']}\n"
-        return "done\n"
+            return f"done: configuration epoch {answer['epoch']}\n{warning}"
+        return f"done\n{warning}"
 
     return run
