@@ -3,6 +3,7 @@
 Importing this package is cheap (stdlib only); pyroute2 and psutil load on first use.
 """
 
+from hacluster.agents.demoservice import DemoServiceAgent
 from hacluster.agents.dummy import DummyAgent
 from hacluster.agents.filesystem import FilesystemAgent
 from hacluster.agents.ipaddr2 import IPaddr2Agent, send_garp
@@ -24,6 +25,7 @@ AGENTS: dict[str, type[Agent]] = {
     "IPaddr2": IPaddr2Agent,
     "Filesystem": FilesystemAgent,
     "pgsql": PgsqlAgent,
+    "DemoService": DemoServiceAgent,
 }
 """Agent classes by OCF type name, for the daemon's in-process runner."""
 
@@ -34,6 +36,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "Context",
+    "DemoServiceAgent",
     "DummyAgent",
     "FilesystemAgent",
     "IPaddr2Agent",

@@ -21,14 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hacluster.agents.demoservice import fetch
 from hacluster.cli import render
 from hacluster.cli.client import CliError, request
 
 DEMO_RESOURCES = """\
-# written by `hacluster demo`: a group of two Dummy resources (no root needed)
-primitive web ocf:hacluster:Dummy op monitor interval=1s timeout=5s
+# written by `hacluster demo`: a Dummy, then a small HTTP service on 127.0.0.1 (no root needed)
 primitive app ocf:hacluster:Dummy op monitor interval=1s timeout=5s
-group service web app
+primitive web ocf:hacluster:DemoService params port={service_port} op monitor interval=1s timeout=5s
+group service app web
 # The demo has no fencing device; a real cluster needs one (see docs/operator-guide.md).
 property stonith-enabled=false
 """
@@ -43,7 +44,16 @@ def _free_port() -> int:
     return port
 
 
-def write_node_config(root: Path, names: list[str], index: int, port: int, key: str) -> Path:
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def write_node_config(
+    root: Path, names: list[str], index: int, port: int, key: str, service_port: int = 0
+) -> Path:
     """One node's directory: ha.cf, authkeys (0600), state dir.  Returns the ha.cf path."""
     node_dir = root / names[index]
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +74,7 @@ def write_node_config(root: Path, names: list[str], index: int, port: int, key: 
         f"api_socket {node_dir / 'hacluster.sock'}",
         f"state_dir {node_dir / 'state'}",
     ]
-    (node_dir / "resources.crm").write_text(DEMO_RESOURCES)
+    (node_dir / "resources.crm").write_text(DEMO_RESOURCES.replace("{service_port}", str(service_port)))
     hacf = node_dir / "ha.cf"
     hacf.write_text("\n".join(lines) + "\n")
     authkeys = node_dir / "authkeys"
@@ -81,9 +91,11 @@ class DemoCluster:
         self.root = root
         self.names = [f"n{i + 1}" for i in range(nodes)]
         port = _free_port()
+        self.service_port = _free_tcp_port()
         key = secrets.token_hex(24)
         self.configs = {
-            name: write_node_config(root, self.names, i, port, key) for i, name in enumerate(self.names)
+            name: write_node_config(root, self.names, i, port, key, self.service_port)
+            for i, name in enumerate(self.names)
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -145,9 +157,13 @@ class DemoCluster:
         return None
 
     def kill(self, name: str) -> float:
-        """SIGKILL one daemon; returns the monotonic time of the kill."""
+        """Crash a node: SIGKILL its daemon and everything it started (its process group, as a
+        power cut would); returns the monotonic time of the kill."""
         proc = self.procs[name]
-        proc.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         proc.wait()
         return killed
@@ -189,6 +205,8 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
             return 1
         print(f"\n$ hacrm --socket {cluster.socket_of(first)} status")
         print(render.status_text(doc))
+        port = cluster.service_port
+        print(f"$ curl http://127.0.0.1:{port}/\n{(fetch(port) or 'no answer').strip()}\n")
         if kill and holder is None:
             print("the service did not start; see the logs in", root, file=sys.stderr)
             return 1
@@ -198,9 +216,16 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
             observer = survivors[0]
             print(f"Killing {victim}, which runs the service, with SIGKILL ...")
             killed = cluster.kill(victim)
-            dead_after = moved_after = None
+            dead_after = moved_after = answered_after = None
             new_holder = None
-            while time.monotonic() - killed < 10 and (dead_after is None or moved_after is None):
+            answer = None
+            while time.monotonic() - killed < 10 and (
+                dead_after is None or moved_after is None or answered_after is None
+            ):
+                if answered_after is None:
+                    answer = fetch(port, 0.05)
+                    if answer is not None and victim not in answer:
+                        answered_after = time.monotonic() - killed
                 doc = cluster.status(observer)
                 if doc is not None:
                     states = {n["name"]: n["state"] for n in doc["nodes"]}
@@ -214,6 +239,10 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
                 time.sleep(0.002)
             print(f"  {observer} declared {victim} dead after {_ms(dead_after)}")
             print(f"  the service runs on {new_holder or 'no node'} after {_ms(moved_after)} (from the kill)")
+            print(
+                f"  http://127.0.0.1:{port}/ answered again after {_ms(answered_after)}: "
+                f"{(answer or 'no answer').strip()}"
+            )
             print(f"\n$ hacrm --socket {cluster.socket_of(observer)} status")
             print(render.status_text(cluster.status(observer) or {}))
             first = observer

@@ -39,6 +39,9 @@ def test_demo_fails_over_and_cleans_up() -> None:
     assert killed is not None, out
     assert moved.group(1) != killed.group(1)
     assert int(moved.group(2)) < 2000, f"failover took {moved.group(2)} ms"
+    answered = re.search(r"answered again after (\d+) ms: served by (n\d)", out)
+    assert answered is not None, out
+    assert answered.group(2) == moved.group(1)
     dead = re.search(r"declared (n\d) dead after (\d+) ms", out)
     assert dead is not None
     assert dead.group(1) == killed.group(1)
