@@ -263,9 +263,8 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
 
 def _start_pin_expiry(daemon: Daemon) -> None:
     with contextlib.suppress(RuntimeError):  # no running loop: a test building the table only
-        task = asyncio.get_running_loop().create_task(_expire_pins(daemon))
-        daemon._tasks.add(task)  # cancelled when the daemon closes
-        task.add_done_callback(daemon._tasks.discard)
+        asyncio.get_running_loop()  # raises without one
+        daemon.spawn(_expire_pins(daemon))
 
 
 async def _expire_pins(daemon: Daemon) -> None:

@@ -27,7 +27,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -327,9 +327,7 @@ class Daemon:
                     if effect.link is None or effect.link == link.name:
                         link.send(effect.data, effect.classic)
             elif isinstance(effect, RunAgent):
-                task = asyncio.get_running_loop().create_task(self._run_agent(effect))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.spawn(self._run_agent(effect))
             elif isinstance(effect, Notice):
                 fields = " ".join(f"{k}={v}" for k, v in effect.fields)
                 logger.log(
@@ -337,9 +335,7 @@ class Daemon:
                 )
                 self.history.record(effect)
             elif isinstance(effect, Fence):
-                task = asyncio.get_running_loop().create_task(self._run_fence(effect))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.spawn(self._run_fence(effect))
             elif isinstance(effect, ConfigAdopted):
                 warm_agent_imports(effect.config)
                 cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
@@ -352,6 +348,13 @@ class Daemon:
                 pass
             else:  # pragma: no cover - the effect unions are closed
                 raise AssertionError(f"unknown effect {effect!r}")
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` beside the driver; it is cancelled when the daemon closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _run_agent(self, request: RunAgent) -> None:
         primitive = request.primitive
@@ -465,9 +468,7 @@ class Daemon:
             self.resources = resources
             logger.info("resource file changed: proposing configuration epoch=%d", new.epoch)
             self._execute(core.propose_config(new, now_ms()))
-        task = asyncio.get_running_loop().create_task(self._relink(settings.links))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._relink(settings.links))
 
     async def _relink(self, specs: tuple[LinkSpec, ...]) -> None:
         wanted = {spec.name: spec for spec in specs}
