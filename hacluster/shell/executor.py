@@ -41,6 +41,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hacluster.shell.procgroup import group_has_live_members, signal_group
+
 logger = logging.getLogger(__name__)
 
 # OCF exit codes the executor itself produces.
@@ -439,7 +441,7 @@ class Executor:
             except asyncio.CancelledError:
                 # The daemon is going away or gave up on this op: leave nothing of it running.
                 if proc.returncode is None:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                 raise
         finally:
             for capture in captures:
@@ -472,14 +474,14 @@ class Executor:
             pgid,
             req.timeout_ms,
         )
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), grace_s)
             # The agent itself is gone (or out of grace); its children may still be winding down.
             await _wait_for_group_exit(pgid, time.monotonic() + grace_s)
         finally:
-            _signal_group(pgid, signal.SIGKILL)  # also when cancelled meanwhile
+            signal_group(pgid, signal.SIGKILL)  # also when cancelled meanwhile
         await proc.wait()
         if not await _wait_for_group_exit(pgid, time.monotonic() + KILL_GRACE_MS_MAX / 1000):
             logger.warning(
@@ -610,46 +612,9 @@ def _on_readable(capture: _Capture) -> None:
         asyncio.get_running_loop().remove_reader(capture.fd)
 
 
-def _signal_group(pgid: int, signum: int) -> bool:
-    """Signal a process group; False if no process is left in it."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_has_live_members(pgid: int) -> bool:
-    """Whether a process that is not a zombie is in the group.
-
-    ``killpg(pgid, 0)`` also succeeds for zombies, and an agent's orphaned children become
-    zombies of PID 1, which may reap them late; so look at each process's state in /proc.
-    """
-    if not _signal_group(pgid, 0):
-        return False
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return True
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # it ended while we looked
-        # After the command name: state, ppid, pgrp, ...
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
 async def _wait_for_group_exit(pgid: int, deadline: float) -> bool:
     """Poll until no live process is left in the group; False if the deadline came first."""
-    while _group_has_live_members(pgid):
+    while group_has_live_members(pgid):
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.02)

@@ -49,6 +49,7 @@ from typing import Final, Protocol
 from hacluster.errors import HAClusterError
 from hacluster.fencing_agents.api import FenceAgent, Outcome
 from hacluster.fencing_agents.api import run as agent_run
+from hacluster.shell.procgroup import group_has_live_members, signal_group
 
 logger = logging.getLogger(__name__)
 
@@ -604,7 +605,7 @@ async def _spawn(
             timed_out = True
             await _kill_group(proc)
     except asyncio.CancelledError:
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         raise
     finally:
         writer.cancel()
@@ -622,41 +623,14 @@ async def _spawn(
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     """SIGKILL the agent's process group and wait (bounded) until nothing of it lives."""
-    _signal_group(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
     deadline = time.monotonic() + KILL_WAIT_MS / 1000
-    while _group_alive(proc.pid):
+    while group_has_live_members(proc.pid):
         if time.monotonic() >= deadline:
             logger.warning("fence agent processes survived SIGKILL (stuck in the kernel?) pgid=%d", proc.pid)
             return
         await asyncio.sleep(0.01)
-
-
-def _signal_group(pgid: int, signum: int) -> bool:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process is in the group; zombies of init also answer killpg."""
-    if not _signal_group(pgid, 0):
-        return False
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
 
 
 def _drop_realtime(pid: int) -> None:
