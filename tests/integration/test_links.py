@@ -472,9 +472,15 @@ def test_serial_reader_resynchronises_on_noise_splits_and_oversize(pty_pair: tup
             line = b"x" * 1000 + b"\n"
             oversize = b">>>\n" + line * (MAX_FRAME_BYTES // len(line) + 2) + b"<<<\n"
             view = memoryview(oversize + frame)
+            os.set_blocking(peer, False)  # a full pty must not block the loop the reader runs in
             while view:
-                view = view[os.write(peer, view[:4096]) :]
+                try:
+                    view = view[os.write(peer, view[:4096]) :]
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)
+                    continue
                 await asyncio.sleep(0)
+            os.set_blocking(peer, True)
             await _wait_until(lambda: len(got) == 3)
             await asyncio.sleep(0.1)
             assert got[2] == frame
