@@ -46,6 +46,7 @@ keepalived (apt-get install keepalived) for those two systems.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import os
@@ -79,7 +80,7 @@ TARGETS = {
 # --- one system each -------------------------------------------------------------------------
 
 
-class System:
+class System(abc.ABC):
     """Start a two-node cluster, crash the holder, bring it back; subclasses fill in how."""
 
     name = ""
@@ -94,22 +95,26 @@ class System:
     def index(self, name: str) -> int:
         return self.names.index(name) + 1
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Each system under test implements this."""
 
+    @abc.abstractmethod
     def crash(self, name: str) -> int:
-        raise NotImplementedError
+        """Each system under test implements this."""
 
+    @abc.abstractmethod
     def reboot(self, name: str) -> None:
-        raise NotImplementedError
+        """Each system under test implements this."""
 
     def in_daemon(self, survivor: str, victim: str, crash_wall: float, since_wall: float) -> dict[str, float]:
         """Figures from the survivor's log about this crash (``crash_wall``: time.time() at the
         crash; ``since_wall``: when the victim last (re)started)."""
         return {}
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Each system under test implements this."""
 
     def crash_namespace(self, name: str, extra_pids: list[int] | None = None) -> int:
         """SIGKILL everything in the node's namespace, link down; reap the orphans we adopted."""

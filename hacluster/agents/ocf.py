@@ -16,6 +16,7 @@ with a bare system Python, as the user ``nobody`` (ocf-tester checks that).  Std
 
 from __future__ import annotations
 
+import abc
 import enum
 import html
 import os
@@ -231,7 +232,7 @@ _METHODS: Final = {
 }
 
 
-class Agent:
+class Agent(abc.ABC):
     """Base class: declare metadata as class attributes and implement the four actions."""
 
     name: ClassVar[str]
@@ -243,17 +244,21 @@ class Agent:
 
     # ------------------------------------------------------------------ actions to override
 
+    @abc.abstractmethod
     def start(self, ctx: Context) -> int:
-        raise NotImplementedError
+        """Every agent implements this action."""
 
+    @abc.abstractmethod
     def stop(self, ctx: Context) -> int:
-        raise NotImplementedError
+        """Every agent implements this action."""
 
+    @abc.abstractmethod
     def monitor(self, ctx: Context) -> int:
-        raise NotImplementedError
+        """Every agent implements this action."""
 
+    @abc.abstractmethod
     def validate_all(self, ctx: Context) -> int:
-        raise NotImplementedError
+        """Every agent implements this action."""
 
     def defaults(self, env: Mapping[str, str], instance: str) -> dict[str, str]:
         """Defaults that depend on the environment (e.g. a path under ``HA_RSCTMP``)."""
