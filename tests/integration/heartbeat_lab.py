@@ -335,7 +335,9 @@ class HeartbeatNode:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._master_pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while self.processes() and time.monotonic() < deadline:
+        # An exiting process leaves its mount namespace view (processes()) a moment before it is
+        # gone: wait for the master itself too, or is_running can still be true right after.
+        while (self.processes() or self.is_running) and time.monotonic() < deadline:
             time.sleep(0.05)
         leftovers = self.processes()
         self.kill()
