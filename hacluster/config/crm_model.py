@@ -44,11 +44,30 @@ OBSOLETE_PROPERTIES: Final[dict[str, tuple[str, str | None, str]]] = {
         "Pacemaker 1.0's failure stickiness; use rsc_defaults migration-threshold=N instead",
     ),
     "remove-after-stop": ("drop", None, "deprecated and ignored by Pacemaker"),
+    "default-migration-threshold": (
+        "rsc_defaults",
+        "migration-threshold",
+        "obsolete since Pacemaker 1.1 (removed in 2.0)",
+    ),
+    "notification-agent": ("drop", None, "Pacemaker 1.1's notification script; write an alert line in ha.cf"),
+    "notification-recipient": ("drop", None, "Pacemaker 1.1's notification recipient; see alert in ha.cf"),
+    "transition_idle_timeout": ("drop", None, "a Heartbeat v2 option that Pacemaker no longer has"),
     "crmd-transition-delay": ("property", "transition-delay", "the Pacemaker 1.x name"),
     "crmd-integration-timeout": ("property", "join-integration-timeout", "the Pacemaker 1.x name"),
     "crmd-finalization-timeout": ("property", "join-finalization-timeout", "the Pacemaker 1.x name"),
 }
-"""``name: (new home, new name, why)``: where each obsolete option goes."""
+"""``name: (new home, new name, why)``: where each obsolete option goes.
+
+The list is Pacemaker 2's own: the names its schema refuses in ``cluster_property_set``
+(``/usr/share/pacemaker/options-3.9.rng``, ``name-value-unsupported``), which Pacemaker 1.x
+and Heartbeat v2 accepted; the underscore spellings there are handled by
+``modernize_properties`` for every known option.
+"""
+
+OLD_STACKS: Final = frozenset(
+    ["heartbeat", "openais", "classic openais", "classic openais (with plugin)", "cman"]
+)
+"""``cluster-infrastructure`` values of stacks Pacemaker 2 refuses (same schema rule)."""
 
 MASTER_ROLES: Final = frozenset(["master", "slave", "promoted", "unpromoted"])
 
@@ -63,6 +82,15 @@ def modernize_properties(
     """
     notes: list[tuple[str, str]] = []
     known = KNOWN_PROPERTIES
+    if properties.get("cluster-infrastructure", "").lower() in OLD_STACKS:
+        value = properties.pop("cluster-infrastructure")
+        notes.append(
+            (
+                "cluster-infrastructure",
+                f"{value!r} names the cluster stack of the old cluster (Pacemaker 2 refuses it); hacluster is "
+                "its own stack; ignored; remove it",
+            )
+        )
     for name in list(properties):
         target = OBSOLETE_PROPERTIES.get(name)
         modern = name.replace("_", "-")

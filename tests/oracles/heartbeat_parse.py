@@ -166,14 +166,11 @@ def _run(
         "127.0.0.1 localhost\n" + "".join(f"{address} {name}\n" for name, address in hosts.items())
     )
     stub_root = work / "stubs"
-    binds: list[tuple[Path, str]] = []
     for path in executables:
         stub = stub_root / path.lstrip("/")
         stub.parent.mkdir(parents=True, exist_ok=True)
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
-    for top in sorted({p.lstrip("/").split("/")[0] for p in executables}):
-        binds.append((stub_root / top, f"/{top}"))
     links = []
     for index, name in enumerate(interfaces_of(ha_cf), start=1):
         links.append(
@@ -182,25 +179,28 @@ def _run(
             f"ip addr add 10.250.{index}.1/24 brd 10.250.{index}.255 dev {_q(name)}"
         )
     outer_net = os.readlink("/proc/self/ns/net")
-    # Overlay directories that must keep their other content (e.g. /usr) with the stubs: only
-    # the stub's own directory is bind-mounted, one per executable.
+    # Each stub's directory is laid over the real one with a bind mount; the real content is
+    # first bound to a private place, and the overlay links to it there (a link to the real
+    # path would point back at the overlay).
     stub_mounts = []
-    for path in executables:
-        stub_dir = (stub_root / path.lstrip("/")).parent
-        real_dir = "/" + str(stub_dir.relative_to(stub_root))
+    for number, real_dir in enumerate(sorted({str(Path(p).parent) for p in executables})):
+        stub_dir = stub_root / real_dir.lstrip("/")
+        original = work / "originals" / str(number)
+        original.mkdir(parents=True)
         stub_mounts.append(
-            f"mkdir -p {_q(real_dir)} 2>/dev/null || true; "
-            f'for f in {_q(real_dir)}/*; do [ -e "$f" ] && [ ! -e {_q(stub_dir)}/"$(basename "$f")" ] '
-            f'&& ln -s "$f" {_q(stub_dir)}/ ; done; mount --bind {_q(stub_dir)} {_q(real_dir)}'
+            f"mkdir -p {_q(real_dir)}; mount --bind {_q(real_dir)} {_q(original)}; "
+            f'for f in {_q(original)}/* ; do n=$(basename "$f"); [ -e "$f" ] && '
+            f'[ ! -e {_q(stub_dir)}/"$n" ] && ln -s "$f" {_q(stub_dir)}/; done; '
+            f"mount --bind {_q(stub_dir)} {_q(real_dir)}"
         )
-    del binds
     script = work / "inner.sh"
     script.write_text(
         "#!/bin/sh\n"
         f'[ "$(readlink /proc/self/ns/net)" != {_q(outer_net)} ] || '
         "{ echo 'inner.sh: not in a new network namespace; refusing' >&2; exit 99; }\n"
         "set -e\n"
-        f"hostname {_q(node)}\n"
+        # /proc takes names the hostname tool refuses (web_mysql_m1), as uname -n may report them.
+        f"printf %s {_q(node)} > /proc/sys/kernel/hostname\n"
         "ip link set lo up\n" + "".join(f"{line}\n" for line in links) + f"mount --bind {_q(etc)} /etc/ha.d\n"
         f"mount --bind {_q(run)} /run\n"
         f"mount --bind {_q(lib)} /var/lib/heartbeat\n"
