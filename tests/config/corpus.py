@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
