@@ -502,6 +502,8 @@ class _Reader:
 
     def unknown(self, element: ET.Element, xpath: str) -> None:
         self.problem(element, xpath, f"element <{element.tag}> is not one hacluster reads here; remove it")
+        if element.get("id"):
+            self.refused_ids.add(element.get("id", ""))  # references to it would only repeat this
 
     # -- whole configuration --------------------------------------------------------------------
 
@@ -644,11 +646,11 @@ def parse_cib_xml(
         fencing_levels=tuple(reader.fencing_levels),
         source=path,
     )
-    if not reader.problems:
-        for subject, what in cfg.problems():
-            words = subject.split()
-            key = " ".join(words[:2])
-            reader.problems.append(f"{reader.where_of.get(key, path)}: {subject}: {what}")
+    for subject, what in cfg.problems():
+        if reader.refused_ids.intersection(re.findall(r"[\w.-]+", what)):
+            continue  # it only echoes an element refused above
+        key = " ".join(subject.split()[:2])
+        reader.problems.append(f"{reader.where_of.get(key, path)}: {subject}: {what}")
     if warnings is not None:
         warnings.extend(reader.warnings)
     if reader.problems:

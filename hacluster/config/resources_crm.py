@@ -292,6 +292,17 @@ class _Parser:
             return
         tokens = self._without_set_ids(tokens)
         handler = _HANDLERS.get(head.text)
+        if handler is None and not head.quoted:
+            # crmsh reads any unambiguous prefix of a keyword ("primitiv", "prim"); so do we
+            matches = (
+                [word for word in _HANDLERS if word.startswith(head.text)] if len(head.text) >= 3 else []
+            )
+            if len(matches) == 1:
+                self.warnings.append(
+                    f"{self.path}:{head.line}: {head.text}: read as {matches[0]}, as crmsh reads an "
+                    f"abbreviated keyword; write {matches[0]}"
+                )
+                handler = _HANDLERS[matches[0]]
         if handler is None or head.quoted:
             self.problems.append(self._unknown_statement(head))
             if head.text in _UNSUPPORTED and len(tokens) > 1:
@@ -934,12 +945,12 @@ def _render_op(op: Op) -> str:
     words = [f"op {op.name}", f"interval={format_time_ms(op.interval_ms)}"]
     if op.timeout_ms:
         words.append(f"timeout={format_time_ms(op.timeout_ms)}")
-    if op.depth:
-        words.append(f"OCF_CHECK_LEVEL={op.depth}")
     if op.on_fail is not None:
         words.append(_pair("on-fail", op.on_fail))
     if op.role is not None:
         words.append(_pair("role", op.role))
+    if op.depth:  # last: crmsh wants op attributes before instance attributes such as this one
+        words.append(f"OCF_CHECK_LEVEL={op.depth}")
     return " ".join(words)
 
 
