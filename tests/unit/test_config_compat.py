@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hacluster.cli.commands.configure import cib_text_of, import_text
 from hacluster.cli.client import CliError
+from hacluster.cli.commands.configure import cib_text_of, import_text
 from hacluster.config import cluster
 from hacluster.config.cib_xml import parse_cib_xml, render_cib_xml
 from hacluster.config.cluster import load_cluster
@@ -100,7 +100,8 @@ def _ports(text: str) -> dict[str, int]:
 
 def test_udpport_694_after_bcast_changes_nothing_and_says_nothing() -> None:
     result = parse_hacf("node n1 n2\nbcast eth1\nudpport 694\n", "ha.cf", "n1")
-    assert result.problems == [] and result.warnings == []
+    assert result.problems == []
+    assert result.warnings == []
 
 
 def test_udpport_after_media_follows_heartbeat() -> None:
