@@ -194,3 +194,37 @@ def test_crm_verify_agrees(case: Path) -> None:
     assert verdict.accepted == (fields["crm_verify"][0] == "accepts"), verdict.output
     for said in fields.get("crm_verify_says", []):
         assert said in verdict.output
+
+
+# -- the corpus covers every directive, statement and refused feature ----------------------------
+
+IPV6_DIRECTIVES = frozenset(["mcast6", "ucast6", "ping6"])
+"""Being built by the IPv6 work (issue 9); its own tests cover them."""
+
+
+def test_every_hacf_directive_is_in_the_corpus() -> None:
+    from hacluster.config.hacf import KNOWN_DIRECTIVES
+
+    used: set[str] = set()
+    for case in HACF:
+        for line in _header_file(case).read_text().splitlines():
+            words = line.split("#", 1)[0].split()
+            if words:
+                used.add(words[0])
+    assert sorted(KNOWN_DIRECTIVES - IPV6_DIRECTIVES - used) == []
+
+
+def test_every_crm_statement_is_in_the_corpus() -> None:
+    from hacluster.config.resources_crm import _HANDLERS
+
+    text = "".join(case.read_text() for case in CRM)
+    assert [word for word in _HANDLERS if not re.search(rf"(?m)^{word}\b", text)] == []
+
+
+def test_every_missing_feature_is_refused_somewhere_in_the_corpus() -> None:
+    from hacluster.config.features import MISSING
+
+    messages = "".join(path.read_text() for path in GOLDEN.glob("*.txt"))
+    assert [
+        key for key, item in MISSING.items() if f": {item.feature} are not supported" not in messages
+    ] == []
