@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,17 +62,12 @@ def header(case: Path) -> dict[str, list[str]]:
 
 def judge(kind: str, case: Path) -> Judgement:
     if kind == "hacf":
-        directory = case
-        if case.is_file():  # a lone .cf file: judged as the ha.cf of a directory of its own
-            directory = case.parent / f".{case.stem}.d"
-            directory.mkdir(exist_ok=True)
-            (directory / "ha.cf").write_text(case.read_text())
-        try:
-            return judge_hacf(directory, node=(header(case).get("node") or [None])[0])
-        finally:
-            if case.is_file():
-                (directory / "ha.cf").unlink()
-                directory.rmdir()
+        node = (header(case).get("node") or [None])[0]
+        if case.is_dir():
+            return judge_hacf(case, node=node)
+        with tempfile.TemporaryDirectory(prefix="corpus-") as scratch:  # a lone .cf: its own directory
+            (Path(scratch) / "ha.cf").write_text(case.read_text())
+            return judge_hacf(Path(scratch), node=node)
     return judge_crm(case) if kind == "crm" else judge_cib(case)
 
 

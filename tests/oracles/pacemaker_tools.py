@@ -45,7 +45,12 @@ class ToolVerdict:
 
 def _is_error(line: str) -> bool:
     lowered = line.lower()
+    if _PACEMAKER_WARNING.search(line):
+        return False  # crmsh prints crm_verify's warnings at its ERROR level
     return ("error" in lowered or "traceback" in lowered) and not _STATE_NOISE.search(line)
+
+
+_PACEMAKER_WARNING = re.compile(r"\(\w+\)\s+warning:")
 
 
 def tools_available() -> str | None:
