@@ -5,15 +5,20 @@ Theory of operation
 ``parse_resources_crm`` reads the file in three steps.
 
 1. **Statements.**  ``_statements`` splits the text into statements of tokens, each token
-   remembering its physical line.  A trailing ``\\`` joins the next line; ``#`` at the start
-   of a token starts a comment; ``"…"`` quotes (with ``\\"`` and ``\\\\`` escapes) and
-   ``'…'`` quotes keep blanks inside a value.
-2. **Grammar.**  The first word picks a handler in ``_HANDLERS`` (``primitive``, ``group``,
-   ``location``, ``colocation``, ``order``, ``property``, ``rsc_defaults``, ``op_defaults``,
-   ``node``, ``fencing_topology``).  A handler checks its own statement and appends model
-   objects; a bad statement becomes one problem and parsing goes on.
-3. **Meaning.**  The finished ``ClusterConfig`` runs ``check()``; each of its problems is
-   mapped back to the line that defined the element it names.
+   remembering its physical line, by crmsh's rules: a trailing ``\\`` joins the next line
+   (inside a quoted value too); a line starting with ``#`` is a comment; ``"…"`` quotes
+   (with ``\\"`` and ``\\\\`` escapes) and ``'…'`` quotes keep blanks inside a value.
+2. **Grammar.**  The first word (or an unambiguous prefix of it, as crmsh allows) picks a
+   handler in ``_HANDLERS`` (``primitive``, ``group``, ``location``, ``colocation``,
+   ``order``, ``property``, ``rsc_defaults``, ``op_defaults``, ``node``,
+   ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
+   checks its own statement and appends model objects; a bad statement becomes one problem
+   and parsing goes on.  A construct of a feature not built yet is refused through
+   ``features.MISSING``, by name.
+3. **Meaning.**  ``_Parser.finish`` applies the whole-file rules of ``crm_model`` (obsolete
+   options, redundant constraints, utilization), then the finished ``ClusterConfig`` runs
+   ``check()``; each of its problems is mapped back to the line that defined the element it
+   names.  What was accepted with a note goes to ``warnings``.
 
 Every problem reads ``path:line: <statement>: what; expected …`` and all of them are raised
 together as one ``ConfigError``.  ``render_resources_crm`` prints the crm configure show
@@ -22,7 +27,8 @@ every configuration the parser can produce.
 
 Deliberate differences from crmsh, documented in docs/resources-file.md: node names are
 lower-cased (as in ha.cf); constraints over three or more resources become a chain of pairs;
-rules, resource sets, clones, templates and tags are refused rather than half-supported.
+a ``# note`` after a statement is a comment; constraints a group already implies are dropped
+with a warning.
 """
 
 from __future__ import annotations
