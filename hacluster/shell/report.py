@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.cluster import HARESOURCES, RESOURCES_CRM
-from hacluster.shell import cibstore
+from hacluster.shell import cibstore, subprocesses
 from hacluster.shell.history import read_files
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 REDACTED = "<redacted>"
 SECRET_WORDS = ("passw", "secret", "key", "token")
 LOG_TAIL_BYTES = 2 * 1024 * 1024
+UNAME_TIMEOUT_MS = 5000
 SHORT_SECRET = 6
 """Secrets shorter than this are replaced as whole words only, so that a short password does
 not blank out every word that contains it."""
@@ -175,15 +176,15 @@ async def write_report(daemon: Daemon, path: Path, since_ms: int | None) -> dict
 
 
 async def _uname() -> str:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "uname", "-a", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-        )
-        async with asyncio.timeout(5):
-            out, _ = await proc.communicate()
-        return out.decode(errors="replace")
-    except (OSError, TimeoutError):
-        return " ".join(os.uname()) + "\n"
+    done = await subprocesses.run(
+        ["uname", "-a"],
+        env={"PATH": subprocesses.SYSTEM_PATH, "LANG": "C"},
+        timeout_ms=UNAME_TIMEOUT_MS,
+        grace_ms=0,
+    )
+    if done.exit_status == 0:
+        return done.stdout.decode(errors="replace")
+    return " ".join(os.uname()) + "\n"
 
 
 def _write(snap: _Snapshot, path: Path) -> dict[str, Any]:
