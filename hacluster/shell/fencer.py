@@ -25,8 +25,10 @@ How a fence runs, following Pacemaker's fencer (reference fencing-agents.md §1.
 - **cluster-glue plugins** (``stonith:TYPE``) run through ``stonith -t TYPE``: parameters go
   in the environment (``-E``, so passwords stay out of ``ps``), or positionally (``-p``) for
   ha.cf's ``args``, or from a file (``-F``) for ha.cf's ``stonith TYPE FILE``.
-- **Secrets never leave this module**: values of parameters whose names contain ``passw``,
-  ``secret`` or ``key`` are replaced by ``******`` in logs and in every result's output.
+- **Secrets never leave this module**: values of parameters with a secret name
+  (``hacluster.shell.redact.SECRET_WORDS``: ``passw``, ``secret``, ``key``, ``token``) and
+  anything shaped like ``password=…`` are replaced by ``<redacted>`` in logs and in every
+  result's output.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -48,14 +50,13 @@ from hacluster.errors import HAClusterError
 from hacluster.fencing_agents.api import FenceAgent, Outcome
 from hacluster.fencing_agents.api import run as agent_run
 from hacluster.shell import subprocesses
+from hacluster.shell.redact import redact, secret_values
 
 logger = logging.getLogger(__name__)
 
 REPO_FENCING_DIR: Final = Path(__file__).resolve().parents[2] / "fencing"
 SYSTEM_DIRS: Final = (Path("/usr/sbin"), Path("/usr/local/sbin"))
 GLUE_PREFIX: Final = "stonith:"
-REDACTED: Final = "******"
-SECRET_NAME: Final = re.compile(r"passw|secret|key", re.IGNORECASE)
 OUTPUT_HELD_BYTES: Final = 64 * 1024
 OUTPUT_REPORTED_CHARS: Final = 4 * 1024
 RETRY_BUDGET_PERCENT: Final = 30
@@ -139,19 +140,6 @@ class _Run:
 def is_glue_agent(agent: str) -> bool:
     """``stonith:TYPE`` or ``external/NAME`` (as crm's ``stonith:external/ssh`` arrives)."""
     return agent.startswith(GLUE_PREFIX) or agent.startswith("external/")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value, and anything after ``password=``-like keys, masked."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return re.sub(
-        r"(?i)\b([\w-]*(?:passw|secret|key)[\w-]*)([ \t]*[=:][ \t]*)(?!\*{6})\S+", rf"\1\2{REDACTED}", text
-    )
-
-
-def secret_values(params: Iterable[tuple[str, str]]) -> list[str]:
-    return [value for name, value in params if SECRET_NAME.search(name) and value]
 
 
 def default_search_dirs() -> tuple[Path, ...]:
