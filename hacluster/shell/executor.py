@@ -286,20 +286,20 @@ class Executor:
         if function is not None:
             raw = await self._run_in_process(req, function)
             return self._result(req, started_ns, _ocf_rc(raw.raw_rc), raw)
-        problem = self._precheck(req)
-        if problem is not None:
-            rc, reason = problem
+        found = self._precheck(req)
+        if not isinstance(found, Path):
+            rc, reason = found
             return self._result(
                 req, started_ns, rc, _Raw(None, b"", b"", reason, timed_out=False, forced_rc=rc)
             )
-        path = self.resolve(spec)
-        assert path is not None  # _precheck answered otherwise
+        # The path found once is the one run: if it vanishes meanwhile, exec says so (a result).
+        path = found
         argv, rc_of = self._command(req, path)
         raw = await self._run_process(req, argv, self.environment(req, path))
         return self._result(req, started_ns, rc_of(raw), raw)
 
-    def _precheck(self, req: OpRequest) -> tuple[int, str] | None:
-        """An (rc, reason) when the op cannot be run at all."""
+    def _precheck(self, req: OpRequest) -> Path | tuple[int, str]:
+        """The agent to run, or an (rc, reason) when the op cannot be run at all."""
         spec = req.spec
         known = ("ocf", "lsb", "service", "heartbeat")
         if spec.agent_class not in known:
@@ -320,7 +320,7 @@ class Executor:
             )
         if not os.access(path, os.X_OK):
             return OCF_ERR_INSTALLED, f"agent {path} is not executable; run chmod 755 {path}"
-        return None
+        return path
 
     def _command(self, req: OpRequest, path: Path) -> tuple[list[str], Callable[[_Raw], int]]:
         """The argv to run and how to turn its outcome into an OCF rc."""
