@@ -235,9 +235,10 @@ class Daemon:
             if settings.ping_nodes:
                 self._ping = PingLink(settings.ping_nodes, self._on_ping_reply)
                 await self._ping.open()
+            from hacluster.shell.access import api_access
             from hacluster.shell.api import api_handlers
 
-            self._api = ApiServer(Path(config.api_socket), api_handlers(self))
+            self._api = ApiServer(Path(config.api_socket), api_handlers(self), api_access(self))
             await self._api.start()
             self.history.open()
             self.alerts.start()

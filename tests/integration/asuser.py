@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,3 +63,37 @@ def shared_dir(owner_uid: int = 0, owner_gid: int = 0) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def daemon(hacf: Path, uid: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``hacluster daemon`` for node ``solo`` of ``hacf`` (as ``uid``, owning every file beside
+    ``hacf``, when given), its stderr in ``stderr.log`` there; stopped with SIGTERM afterwards."""
+    root = hacf.parent
+    prefix: list[str] = []
+    if uid is not None:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, uid, uid)
+        prefix = setpriv(uid, uid)
+    argv = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "hacluster.shell.main",
+        "daemon",
+        "--config",
+        str(hacf),
+        "--node",
+        "solo",
+    ]
+    with (root / "stderr.log").open("wb") as stderr:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -12,15 +12,13 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asuser import need_root, run_as, setpriv, shared_dir, spare_id
-from test_daemon_shell import PY, write_single_node
+from asuser import daemon, need_root, run_as, shared_dir, spare_id
+from test_daemon_shell import write_single_node
 
 from hacluster.cli.client import CliError, request
 from hacluster.core.fencing import Fence, FenceDeviceSpec, FenceFinished
@@ -157,26 +155,8 @@ def test_a_daemon_that_cannot_start_a_thread_fails_the_op_instead_of_hanging() -
         (root / "resources.crm").write_text(
             "primitive d ocf:hacluster:Dummy op monitor interval=300ms timeout=5s\nproperty stonith-enabled=false\n"
         )
-        for path in root.rglob("*"):
-            os.chown(path, uid, uid)
         sock = root / "api.sock"
-        stderr = (root / "stderr.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                *setpriv(uid, uid),
-                PY,
-                "-m",
-                "hacluster.shell.main",
-                "daemon",
-                "--config",
-                str(hacf),
-                "--node",
-                "solo",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
+        with daemon(hacf, uid) as proc:
             _wait(sock, "d started", lambda doc: doc["resources"] and _resource(doc)["state"] == "started")
             # No new thread for this user from now on: the next monitor cannot run its agent.
             limited = run_as(uid, uid, ["prlimit", "--pid", str(proc.pid), "--nproc=1:"])
@@ -197,15 +177,6 @@ def test_a_daemon_that_cannot_start_a_thread_fails_the_op_instead_of_hanging() -
                 "d started again",
                 lambda doc: _resource(doc)["state"] == "started" and not _resource(doc)["failures"],
             )
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                stderr.close()
 
 
 def _limit(pid: int, name: str) -> str:
