@@ -93,19 +93,24 @@ class Redactor:
         return text
 
     def value(self, value: Any) -> Any:
-        """A JSON-like value with every string redacted and secret-named fields hidden."""
+        """A JSON-like value with every string redacted and the text of secret-named fields
+        hidden.  Only text is ever a secret: a count such as ``dropped.unknown_key`` stays."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
             return {
-                key: (REDACTED if isinstance(key, str) and is_secret_name(key) and item else self.value(item))
+                key: (REDACTED if _is_secret_text(key, item) else self.value(item))
                 for key, item in value.items()
             }
         if isinstance(value, list | tuple):
-            if len(value) == 2 and isinstance(value[0], str) and is_secret_name(value[0]):
+            if len(value) == 2 and _is_secret_text(value[0], value[1]):
                 return [value[0], REDACTED]  # a (name, value) pair
             return [self.value(item) for item in value]
         return value
+
+
+def _is_secret_text(name: object, value: object) -> bool:
+    return isinstance(name, str) and isinstance(value, str) and bool(value) and is_secret_name(name)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

@@ -117,7 +117,11 @@ def test_a_read_only_member_reads_and_is_refused_changes(cluster: Cluster, as_pr
 
     status = hacrm("status", "--json")
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["cluster"]["node"] == "solo"
+    seen = json.loads(status.stdout)
+    assert seen["cluster"]["node"] == "solo"
+    assert isinstance(seen["packets"]["dropped"]["unknown_key"], int), "redaction leaves counts alone"
+    text = hacrm("status")
+    assert (text.returncode, "solo" in text.stdout) == (0, True), text.stderr
     for args in (
         ("history",),
         ("resource", "why", "d"),

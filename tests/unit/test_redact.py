@@ -71,11 +71,15 @@ def test_params_and_values_for_display() -> None:
         "params": {"password": "pw1", "ip": "1.2.3.4"},
         "pairs": [["api_token", "t1"]],
         "text": "passwd=x1",
+        "dropped": {"unknown_key": 3, "bad_auth": 0},
+        "keys": [{"slot": 1, "method": "sha1"}],
     }
     assert Redactor().value(nested) == {
         "params": {"password": REDACTED, "ip": "1.2.3.4"},
         "pairs": [["api_token", REDACTED]],
         "text": f"passwd={REDACTED}",
+        "dropped": {"unknown_key": 3, "bad_auth": 0},  # counts are never secrets
+        "keys": [{"slot": 1, "method": "sha1"}],
     }
 
 
