@@ -128,14 +128,14 @@ class ApiServer:
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
             return _error("BAD_REQUEST", 'a request needs a "command" string')
         command: str = request["command"]
-        decision = self._access.decide(peer, command, role)
-        if not decision.allowed:
-            audit_refusal(peer, command, role)
-            return _error("ACCESS_DENIED", decision.refusal)
         handler = self._handlers.get(command)
         if handler is None:
             known = ", ".join(sorted(self._handlers))
             return _error("UNKNOWN_COMMAND", f"unknown command {command!r}; known: {known}")
+        decision = self._access.decide(peer, command, role)
+        if not decision.allowed:
+            audit_refusal(peer, command, role)
+            return _error("ACCESS_DENIED", decision.refusal)
         if decision.access is Access.CHANGE:
             outcome = "cancelled"
             try:

@@ -226,3 +226,27 @@ def test_peer_credentials_come_from_the_kernel() -> None:
     finally:
         left.close()
         right.close()
+
+
+def test_an_unknown_command_is_named_as_unknown_to_a_full_caller(tmp_path: Path) -> None:
+    import asyncio
+
+    from hacluster.shell.ipc import ApiServer
+
+    async def scenario() -> list[dict[str, object]]:
+        server = ApiServer(tmp_path / "api.sock", {"ping": lambda _r: {"pong": True}})
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "api.sock"))
+            writer.write(b'{"command":"pnig"}\n{"command":"ping"}\n')
+            answers = [json.loads(await reader.readline()) for _ in range(2)]
+            writer.close()
+            await writer.wait_closed()
+            return answers
+        finally:
+            await server.close()
+
+    typo, ping = asyncio.run(scenario())
+    assert typo["error"]["code"] == "UNKNOWN_COMMAND"  # type: ignore[index]
+    assert "known: ping" in typo["error"]["message"]  # type: ignore[index]
+    assert ping == {"ok": True, "result": {"pong": True}}
