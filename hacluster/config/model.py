@@ -117,6 +117,8 @@ class LoadedConfig(BaseModel):
     """``crm``/``pacemaker`` as written (lower-cased); anything but off: the resources are in a CIB."""
     cib_file: Path | None = None
     """hacluster's ``cib_file``: where that CIB is; None: where Heartbeat v2 or Pacemaker keep it."""
+    api_readonly_group: str | None = None
+    """Group whose members may only read the API (status, history, explain); None: no such group."""
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""
     where: dict[str, str] = {}
