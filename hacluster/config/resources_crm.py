@@ -116,6 +116,8 @@ class Token:
     text: str
     line: int
     quoted: bool = False
+    opens_quoted: bool = False
+    """The word began with a quote (``"$id=x"`` is a value; ``$id="x"`` is a set id)."""
 
     def is_word(self, *words: str) -> bool:
         """An unquoted keyword (quoted text is always a value)."""
@@ -205,6 +207,7 @@ class _TokenState:
     quote: str | None = None
     quote_line: int = 0
     word_line: int = 0
+    opens_quoted: bool = False
 
 
 def _tokenize(physical: str, lineno: int, st: _TokenState, out: list[Token]) -> tuple[bool, str | None]:
@@ -234,6 +237,7 @@ def _tokenize(physical: str, lineno: int, st: _TokenState, out: list[Token]) -> 
         elif char in "\"'":
             if not st.in_word:
                 st.word_line = lineno
+                st.opens_quoted = True
             st.quote, st.quote_line = char, lineno
             st.quoted = st.in_word = True
         else:
@@ -254,8 +258,8 @@ def _tokenize(physical: str, lineno: int, st: _TokenState, out: list[Token]) -> 
 
 def _end_word(st: _TokenState, out: list[Token]) -> None:
     if st.in_word:
-        out.append(Token("".join(st.word), st.word_line, st.quoted))
-    st.word, st.in_word, st.quoted = [], False, False
+        out.append(Token("".join(st.word), st.word_line, st.quoted, st.opens_quoted))
+    st.word, st.in_word, st.quoted, st.opens_quoted = [], False, False, False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +300,10 @@ class _Parser:
                 "(the file is read as a whole); remove the line"
             )
             return
-        tokens = self._without_set_ids(tokens)
+        without_ids = self._without_set_ids(tokens)
+        if without_ids is None:
+            return
+        tokens = without_ids
         handler = _HANDLERS.get(head.text)
         if handler is None and not head.quoted:
             # crmsh reads any unambiguous prefix of a keyword ("primitiv", "prim"); so do we
@@ -323,20 +330,28 @@ class _Parser:
             if len(tokens) > 1:
                 self.broken.add(tokens[1].text)
 
-    def _without_set_ids(self, tokens: list[Token]) -> list[Token]:
+    def _without_set_ids(self, tokens: list[Token]) -> list[Token] | None:
         """crmsh 1.x writes the id of each attribute set (``property $id="cib-bootstrap-options"``,
-        ``operations $id=…``, ``rule $id=…``); one set each is kept here, so the ids go."""
+        ``operations $id=…``, ``rule $id=…``); one set each is kept here, so the ids go.
+
+        None (after recording the problem) for a reference to another set (``$id-ref=``, or
+        ``params @ID``), which cannot be kept.
+        """
         kept: list[Token] = []
         for index, token in enumerate(tokens):
-            if token.text.startswith("$id="):
+            after_section = index > 0 and tokens[index - 1].is_word("params", "meta", "utilization")
+            if token.opens_quoted:
+                kept.append(token)
+            elif token.text.startswith("$id="):
                 continue
-            elif token.text.startswith("$id-ref=") or token.text.startswith("@"):
-                raise_at = f"{self.path}:{token.line}: {_head(tokens)}"
+            elif token.text.startswith("$id-ref=") or (token.text.startswith("@") and after_section):
                 self.problems.append(
-                    f"{raise_at}: {token.text!r}: references to another attribute set are not supported; "
-                    "copy the attributes here"
+                    f"{self.path}:{token.line}: {_head(tokens)}: {token.text!r}: references to another "
+                    "attribute set are not supported; copy the attributes here"
                 )
-                return tokens[:1]
+                if len(tokens) > 1:
+                    self.broken.add(tokens[1].text)
+                return None
             elif token.is_word("operations") and index > 2:
                 continue  # `operations $id=…` only names the set of the op lines after it
             else:

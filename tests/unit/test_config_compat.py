@@ -331,3 +331,22 @@ def test_cli_import_refusal_lists_every_problem() -> None:
         import_text(bad.encode(), "cib.xml")
     assert caught.value.code == "CONFIG_INVALID"
     assert str(caught.value).startswith("cib.xml: 2 problems; nothing was changed:")
+
+
+def test_an_at_sign_is_an_argument_unless_it_follows_a_section_keyword() -> None:
+    cfg = parse_resources_crm("primitive p heartbeat:Dummy args @ x@y\n", "r.crm")
+    assert cfg.primitive("p").args == ("@", "x@y")
+    with pytest.raises(ConfigError) as caught:
+        parse_resources_crm("primitive q Dummy params @shared-params\n", "r.crm")
+    assert caught.value.problems == [
+        "r.crm:1: primitive q: '@shared-params': references to another attribute set are not supported; "
+        "copy the attributes here"
+    ]
+
+
+def test_a_quoted_dollar_id_is_a_value() -> None:
+    cfg = parse_resources_crm(
+        'primitive p heartbeat:Dummy args "$id=x"\nproperty $id="opts" a-b=1\n', "r.crm"
+    )
+    assert cfg.primitive("p").args == ("$id=x",)
+    assert cfg.properties == (("a-b", "1"),)
