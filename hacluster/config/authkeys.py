@@ -1,4 +1,4 @@
-"""Reader for Heartbeat's ``authkeys``: the shared secrets that sign every packet.
+"""Reader for Heartbeat's ``authkeys``: the shared secrets that sign or seal every packet.
 
 The format (one directive a line, ``#`` lines and blank lines ignored)::
 
@@ -8,7 +8,13 @@ The format (one directive a line, ``#`` lines and blank lines ignored)::
 Heartbeat's rules, kept here: the file must not be readable by group or others; ``auth N``
 must come before the line of slot ``N`` (Heartbeat picks the signing key while it reads that
 line); ``crc`` takes no key and the HMAC methods need one; the key is the first word only.
-``sha256`` and ``sha512`` are ours: both ends must then run hacluster.
+``sha256`` and ``sha512`` are ours: both ends must then run hacluster.  So are
+``aes256gcm`` and ``chacha20poly1305``, which encrypt every packet instead of signing it
+(docs/encryption.md): ``3 aes256gcm <secret>`` with ``auth 3``.
+
+The text edits of a key rotation (``with_key_added``, ``with_signing_slot``,
+``with_key_removed``) live here too: each returns the new file text, keeps every other line
+(comments included) as it was, and is checked by parsing its result.
 
 Rules for this file: no secret ever appears in a message, so problems name the slot and
 method but never echo a key line.
@@ -22,11 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from hacluster.core.codec import METHODS, AuthKey, KeyRing
+from hacluster.core.codec import AEAD_METHODS, METHODS, AuthKey, KeyRing
 from hacluster.errors import ConfigError
 
 SLOTS: Final = 16
 """Heartbeat's MAXAUTH."""
+
+AEAD_SECRET_MIN: Final = 16
+"""Below this many characters an encryption secret can be guessed offline from captures."""
 
 _WEAK_SIGNING: Final[dict[str, str]] = {
     "crc": "crc is a checksum, not authentication: anyone on the network can forge packets",
@@ -141,7 +150,7 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
     if signing.method in _WEAK_SIGNING:
         warnings.append(
             f"{where}: auth {slot}: signs with {signing.method}; {_WEAK_SIGNING[signing.method]}. "
-            "Use sha1 (works with Heartbeat) or sha256 (hacluster only)"
+            "Use sha1 (works with Heartbeat) or aes256gcm (hacluster only, encrypts)"
         )
     return KeyRing(slot, {index: line.key for index, line in sorted(keys.items())})
 
@@ -187,6 +196,11 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
     if method != "crc" and not key:
         problems.append(f"{label}: {method} needs a key; write '{slot} {method} <secret>'")
         ok = False
+    if method in AEAD_METHODS and 0 < len(key) < AEAD_SECRET_MIN:
+        warnings.append(
+            f"{label}: the secret has only {len(key)} characters: anyone who records packets can "
+            f"try to guess it offline; use at least {AEAD_SECRET_MIN}, e.g. $(openssl rand -hex 32)"
+        )
     if len(words) > 3:
         warnings.append(
             f"{label}: only the first word of the key is used and the rest of the line is ignored, "
@@ -196,3 +210,69 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
         return None
     secret = key.encode("utf-8", "surrogateescape")
     return _KeyLine(where, AuthKey(slot, method, secret))
+
+
+# --- edits for key rotation ---------------------------------------------------------------
+
+
+class AuthkeysEditError(ValueError):
+    """The file cannot take the edit (slot taken, no such key, the result would not parse)."""
+
+
+def _checked(text: str, path: str) -> tuple[str, KeyRing]:
+    problems: list[str] = []
+    keyring = _parse(text, path, problems, [])
+    if problems or keyring is None:
+        raise AuthkeysEditError("; ".join(problems) or f"{path}: the edited file has no signing key")
+    return text, keyring
+
+
+def parse_authkeys_text(text: str, path: str = "authkeys") -> KeyRing:
+    """The key ring of an authkeys text; ``AuthkeysEditError`` with the problems otherwise."""
+    return _checked(text, path)[1]
+
+
+def with_key_added(text: str, slot: int, method: str, secret: str, note: str = "") -> tuple[str, KeyRing]:
+    """``text`` with the key line ``slot method secret`` appended (``auth`` stays as it is)."""
+    keyring = parse_authkeys_text(text)
+    if slot in keyring.keys or any(_slot_of(line) == slot for line in text.splitlines()):
+        raise AuthkeysEditError(f"slot {slot} is already used in authkeys")
+    assert method in METHODS, method
+    assert secret, "a key line needs a secret"
+    assert not any(c.isspace() for c in secret), "a secret is one word"
+    body = text if text.endswith("\n") or not text else text + "\n"
+    comment = f"# {note}\n" if note else ""
+    return _checked(f"{body}{comment}{slot} {method} {secret}\n", "authkeys")
+
+
+def with_signing_slot(text: str, slot: int) -> tuple[str, KeyRing]:
+    """``text`` with its ``auth N`` line changed to ``auth slot`` in place."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        words = line.split()
+        if words[:1] == ["auth"]:
+            lines[i] = f"auth {slot}\n"
+            break
+    else:
+        raise AuthkeysEditError("authkeys has no auth line")
+    text, keyring = _checked("".join(lines), "authkeys")
+    if keyring.sign_index != slot:
+        raise AuthkeysEditError(f"auth {slot} did not take")
+    return text, keyring
+
+
+def with_key_removed(text: str, slot: int) -> tuple[str, KeyRing]:
+    """``text`` without the key line of ``slot`` (refused while ``auth`` still names it)."""
+    keyring = parse_authkeys_text(text)
+    if keyring.sign_index == slot:
+        raise AuthkeysEditError(f"slot {slot} still signs (auth {slot}); switch first")
+    lines = [line for line in text.splitlines(keepends=True) if _slot_of(line) != slot]
+    text, keyring = _checked("".join(lines), "authkeys")
+    if slot in keyring.keys:
+        raise AuthkeysEditError(f"slot {slot} is still there")
+    return text, keyring
+
+
+def _slot_of(line: str) -> int | None:
+    words = line.split()
+    return int(words[0]) if words and words[0].isdigit() else None

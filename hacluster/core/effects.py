@@ -121,7 +121,21 @@ class MessageDelivered:
         return None
 
 
-Effect = Send | SendPings | Notice | NodeStateChanged | Stopped | MessageDelivered
+@dataclass(frozen=True, slots=True)
+class KeyMessage:
+    """An authentic, new ``hac_key`` message (cluster key rotation) for the shell.
+
+    The shell owns authkeys (a file), so membership hands these up instead of the resource
+    manager; ``hacluster/shell/keyrotation.py`` speaks the protocol.
+    """
+
+    src: NodeName
+    fields: tuple[tuple[str, str], ...]
+
+    get = MessageDelivered.get
+
+
+Effect = Send | SendPings | Notice | NodeStateChanged | Stopped | MessageDelivered | KeyMessage
 
 
 class Rng(Protocol):

@@ -77,6 +77,9 @@ class MembershipSettings:
     """How many recent heartbeat gaps per peer and link the late-heartbeat statistic keeps."""
     wall_offset_ms: int = 0
     """Wall clock minus the monotonic clock at start; only for the informational ``ts``."""
+    session_id: bytes = b""
+    """16 random bytes per daemon start (``os.urandom``) that key this sender's encrypted
+    packets (``codec.Sealer``); empty: membership draws them from its rng (simulations)."""
 
     def __post_init__(self) -> None:
         assert self.node in self.nodes or self.autojoin == "any", "this node must be configured"
@@ -84,3 +87,4 @@ class MembershipSettings:
         assert self.deadtime_ms > 2 * self.keepalive_ms, "deadtime must exceed 2 x keepalive"
         assert self.initdead_ms >= self.deadtime_ms
         assert len({link.name for link in self.links}) == len(self.links), "link names are unique"
+        assert len(self.session_id) in (0, 16), "a session id is 16 bytes"

@@ -35,7 +35,7 @@ def _arg(request: dict[str, Any], name: str) -> str:
     return value
 
 
-EXTRA_API_MODULES: tuple[str, ...] = ("api_cli", "api_ops", "api_explain")
+EXTRA_API_MODULES: tuple[str, ...] = ("api_cli", "api_ops", "api_explain", "api_keys")
 """Modules (``hacluster.shell.<name>``) whose ``handlers(daemon)`` add more commands."""
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import importlib
 import logging
+import os
 import random
 import signal
 import time
@@ -38,6 +40,7 @@ from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import ConfigAdopted, RmSettings
 from hacluster.core.effects import (
     Input,
+    KeyMessage,
     NodeStateChanged,
     Notice,
     PacketReceived,
@@ -60,6 +63,7 @@ from hacluster.shell.executor import AgentSpec, Executor, OpRequest
 from hacluster.shell.fencer import FenceDevice, Fencer
 from hacluster.shell.history import History
 from hacluster.shell.ipc import ApiError, ApiServer
+from hacluster.shell.keyrotation import KeyRotation
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
 from hacluster.shell.status import status_document
@@ -196,6 +200,8 @@ class Daemon:
         self.alerts = AlertRunner(specs_of(config))
         self.history.subscribe(self.alerts.submit)
         self._metrics: MetricsServer | None = None
+        self.key_rotation = KeyRotation(self)
+        """``hacrm cluster rotate-key``, and this node's part when another node runs it."""
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
@@ -207,6 +213,8 @@ class Daemon:
         settings = config.membership_settings(
             self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
         )
+        # Keys this process's encrypted packets: a fresh one per start (codec.py says why).
+        settings = dataclasses.replace(settings, session_id=os.urandom(16))
         cluster_config = cibstore.initial_config(state_dir, self.resources)
         warm_agent_imports(cluster_config)
         rm_settings = RmSettings(
@@ -344,6 +352,8 @@ class Daemon:
                     self._ping.send_pings()
             elif isinstance(effect, NodeStateChanged):
                 self.history.record(effect)  # logged by the core's Notice; structured here for hooks
+            elif isinstance(effect, KeyMessage):
+                self.key_rotation.on_message(effect)
             elif isinstance(effect, Stopped):
                 pass
             else:  # pragma: no cover - the effect unions are closed
