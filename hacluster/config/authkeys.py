@@ -261,12 +261,25 @@ def with_signing_slot(text: str, slot: int) -> tuple[str, KeyRing]:
     return text, keyring
 
 
+ROTATION_NOTE: Final = "added by hacrm cluster rotate-key"
+"""Start of the comment a rotation writes above the key line it adds (removed with it)."""
+
+
 def with_key_removed(text: str, slot: int) -> tuple[str, KeyRing]:
-    """``text`` without the key line of ``slot`` (refused while ``auth`` still names it)."""
+    """``text`` without the key line of ``slot`` (refused while ``auth`` still names it).
+
+    The comment a rotation wrote just above that line goes with it.
+    """
     keyring = parse_authkeys_text(text)
     if keyring.sign_index == slot:
         raise AuthkeysEditError(f"slot {slot} still signs (auth {slot}); switch first")
-    lines = [line for line in text.splitlines(keepends=True) if _slot_of(line) != slot]
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if _slot_of(line) == slot:
+            if lines and lines[-1].lstrip("# ").startswith(ROTATION_NOTE):
+                lines.pop()
+            continue
+        lines.append(line)
     text, keyring = _checked("".join(lines), "authkeys")
     if slot in keyring.keys:
         raise AuthkeysEditError(f"slot {slot} is still there")

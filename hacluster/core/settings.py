@@ -18,7 +18,13 @@ class LinkKind(enum.Enum):
     BCAST = "bcast"
     MCAST = "mcast"
     UCAST = "ucast"
+    MCAST6 = "mcast6"
+    UCAST6 = "ucast6"
     SERIAL = "serial"
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self in (LinkKind.MCAST6, LinkKind.UCAST6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +36,11 @@ class LinkSpec:
     device: str
     """Interface (UDP kinds) or serial device path."""
     targets: tuple[str, ...] = ()
-    """ucast: peer addresses or names; mcast: (group,) ; otherwise empty."""
+    """ucast: peer addresses or names; ucast6: IPv6 addresses (``%scope`` allowed);
+    mcast, mcast6: (group,); otherwise empty."""
     port: int = 694
     ttl: int = 1
+    """mcast: the IP TTL; mcast6: the hop limit."""
     loop: bool = False
     baud: int = 19200
     bind_address: str = ""

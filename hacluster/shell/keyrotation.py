@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from hacluster.config.authkeys import (
+    ROTATION_NOTE,
     AuthkeysEditError,
     parse_authkeys_text,
     with_key_added,
@@ -242,7 +243,7 @@ class KeyRotation:
                 secret = fields.get("secret") or ""
                 if len(secret) < 2 * SECRET_BYTES or not secret.isalnum():
                     return False, "the add message carries no usable secret"
-                note = f"added by hacrm cluster rotate-key (rotation {rotation} from {coordinator})"
+                note = f"{ROTATION_NOTE} (rotation {rotation} from {coordinator})"
                 return await self._edit(
                     pending, "add", lambda t: with_key_added(t, pending.slot, pending.method, secret, note)
                 )

@@ -134,7 +134,22 @@ def ucast_media(i: int, cluster: DaemonCluster) -> list[str]:
     return [f"ucast {cluster.iface(i)} {cluster.lab.address(j)}" for j in cluster.indices]
 
 
-MEDIA: dict[str, Media] = {"bcast": bcast_media, "mcast": mcast_media, "ucast": ucast_media}
+def ucast6_media(i: int, cluster: DaemonCluster) -> list[str]:
+    assert cluster.lab is not None, "ucast6 media need a lab for addresses"
+    return [f"ucast6 {cluster.iface(i)} {cluster.lab.address6(j)}" for j in cluster.indices]
+
+
+def mcast6_media(i: int, cluster: DaemonCluster) -> list[str]:
+    return [f"mcast6 {cluster.iface(i)} {cluster.mcast6_group} {cluster.port} 1 0"]
+
+
+MEDIA: dict[str, Media] = {
+    "bcast": bcast_media,
+    "mcast": mcast_media,
+    "ucast": ucast_media,
+    "ucast6": ucast6_media,
+    "mcast6": mcast6_media,
+}
 
 
 def serial_media(*devices: str | Path) -> Media:
@@ -202,6 +217,7 @@ class DaemonCluster:
         self.initdead_ms = initdead_ms if initdead_ms is not None else max(2000, 2 * deadtime_ms)
         self.port = port if port is not None else 20000 + secrets.randbelow(20000)
         self.mcast_group = f"239.77.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+        self.mcast6_group = f"ff12::77:{secrets.randbelow(0xFFFF) + 1:x}"
         self.key = key if key is not None else secrets.token_hex(20)
         self.method = method
         self.extra = list(extra)
