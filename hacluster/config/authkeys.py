@@ -34,6 +34,8 @@ from hacluster.errors import ConfigError
 SLOTS: Final = 16
 """Heartbeat's MAXAUTH."""
 
+ECHO_MAX: Final = 8
+"""Words of a broken ``auth`` line longer than this are not echoed: they could be a key."""
 AEAD_SECRET_MIN: Final = 16
 """Below this many characters an encryption secret can be guessed offline from captures."""
 
@@ -157,7 +159,12 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
 
 def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
     if len(words) != 2 or not words[1].isdigit():
-        problems.append(f"{where}: {' '.join(words)}: expected 'auth N' with one slot number 0..{SLOTS - 1}")
+        # Short words are echoed, longer ones and anything after the second not: a key pasted
+        # onto this line must not reach a log (the fuzz run in bench/bench_fuzz.py checks).
+        shown = [w if len(w) <= ECHO_MAX else "…" for w in words[1:3]] + (["…"] if len(words) > 3 else [])
+        problems.append(
+            f"{where}: {' '.join(['auth', *shown])}: expected 'auth N' with one slot number 0..{SLOTS - 1}"
+        )
         return None
     slot = int(words[1])
     if slot >= SLOTS:
@@ -179,7 +186,10 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
         problems.append(f"{where}: {slot}: missing the method; write '{slot} sha1 <secret>'")
         return None
     method = words[1]
-    label = f"{where}: {slot} {method}"
+    # The second word is echoed only if it is a method or short: a line without its method
+    # ("1 <key>") has the key here.
+    shown = method if method in METHODS or len(method) <= ECHO_MAX else "…"
+    label = f"{where}: {slot} {shown}"
     ok = True
     if slot >= SLOTS:
         problems.append(f"{label}: slot {slot} is out of range; Heartbeat has slots 0..{SLOTS - 1}")
@@ -187,6 +197,8 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
     if method not in METHODS:
         guess = difflib.get_close_matches(method.lower(), METHODS, n=1)
         hint = f"; did you mean {guess[0]}?" if guess else ""
+        if shown != method and not guess:
+            hint = f"; is the method missing? (the second word has {len(method)} characters)"
         problems.append(f"{label}: unknown method; expected one of {', '.join(METHODS)}{hint}")
         return None
     key = words[2] if len(words) > 2 else ""

@@ -555,10 +555,13 @@ def _decode_serial_sealed(data: bytes, keyring: KeyRing) -> Message:
         raise DecodeError(DropReason.TRUNCATED, "serial frame without <<<")
     if data[end + 5 :] not in (b"", b"\0"):
         raise DecodeError(DropReason.MALFORMED, f"{len(data) - end - 5} stray bytes after <<<")
+    text = data[5:end]
     try:
-        sealed = base64.b64decode(data[5:end], validate=True)
+        sealed = base64.b64decode(text, validate=True)
     except ValueError:
         raise DecodeError(DropReason.MALFORMED, "serial frame of a sealed packet is not base64") from None
+    if base64.b64encode(sealed) != text:  # one packet, one spelling: no malleable padding bits
+        raise DecodeError(DropReason.MALFORMED, "serial frame of a sealed packet is not canonical base64")
     if sealed[:2] != SEALED_MAGIC:
         raise DecodeError(DropReason.MALFORMED, "serial frame holds no sealed packet")
     return _decode_sealed(sealed, keyring)

@@ -20,7 +20,7 @@ import pytest
 from daemons import DaemonCluster, dropped, read_datagrams, require_lab, write_datagrams
 from netns import Lab
 
-from hacluster.core.codec import KeyRing, Message, decode, encode
+from hacluster.core.codec import SEALED_MAGIC, KeyRing, Message, decode, encode
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
@@ -256,3 +256,69 @@ def test_hostile_replay() -> None:
         after = wait_counters(cluster, ("replay",), before, len(old))
         print(f"old-generation packets after restart: replay {before} -> {after}")
         cluster.wait_all_active(timeout_s=1)
+
+
+def test_hostile_sealed_replay_and_bad_tag_flood() -> None:
+    """aes256gcm: captured packets replayed later are dropped and counted; a line-rate flood
+    of packets with valid framing (magic, version, slot 1) but wrong tags kills nobody."""
+    require_lab()
+    with Lab("hacz", nodes=4) as lab, DaemonCluster(lab, nodes=3, method="aes256gcm") as cluster:
+        keyring = KeyRing.single("aes256gcm", cluster.key.encode())
+        cluster.start_all()
+        cluster.wait_all_active(timeout_s=10)
+        old = packets_from(capture(lab, cluster, 0.6), keyring, "n3")
+        assert len(old) >= 3, f"captured only {len(old)} sealed status packets of n3"
+        assert all(packet[:2] == SEALED_MAGIC for packet in old)
+        observers = ["n1", "n2"]
+
+        # Replayed while n3 lives: already seen, whatever the nonce.
+        before = {
+            name: counters(cluster, "duplicate", observers)[name]
+            + counters(cluster, "replay", observers)[name]
+            for name in observers
+        }
+        send(lab, cluster, old)
+        wait_counters(cluster, ("duplicate", "replay"), before, len(old))
+
+        # After n3 restarts (a new generation and a new session key), the old ones are replays.
+        cluster.kill("n3")
+        cluster.start("n3")
+        cluster.wait_all_active(timeout_s=10)
+        before = counters(cluster, "replay", observers)
+        send(lab, cluster, old)
+        after = wait_counters(cluster, ("replay",), before, len(old))
+        print(f"sealed packets of the old generation: replay {before} -> {after}")
+
+        # Valid framing, random session ids and ciphertext: every one a bad tag.
+        victim = "n1"
+        pid = cluster.pid(victim)
+        rss_before = psutil.Process(pid).memory_info().rss
+        before = counters(cluster, "bad_auth")
+        prefix = (SEALED_MAGIC + bytes([1, 1])).hex()
+        argv = [sys.executable, TOOL, "flood", lab.address(1), str(cluster.port), str(FLOOD_PACKETS), "300"]
+        flood = lab.run(
+            ATTACKER,
+            [*argv, "11", str(FLOOD_RATE), prefix],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started = time.monotonic()
+        while flood.poll() is None or time.monotonic() - started < 2 * cluster.deadtime_ms / 1000:
+            for name, states in all_states(cluster).items():
+                assert "dead" not in states.values(), (
+                    f"false death during the bad-tag flood: {name} sees {states}"
+                )
+            time.sleep(0.05)
+        assert flood.returncode == 0, flood.stderr.read()
+        counted = counters(cluster, "bad_auth")[victim] - before[victim]
+        growth = psutil.Process(pid).memory_info().rss - rss_before
+        doc = cluster.status(victim)
+        assert doc is not None
+        print(
+            f"bad-tag flood at {victim}: {flood.stdout.read().strip()}; counted {counted} bad_auth, "
+            f"{doc['packets']['queue_overflows']} queue overflows, RSS {growth / 1e6:+.1f} MB"
+        )
+        assert counted >= FLOOD_PACKETS // 10, f"{victim} counted only {counted} of {FLOOD_PACKETS}"
+        assert growth < RSS_GROWTH_MAX, f"{victim} RSS grew by {growth} bytes during the flood"
+        cluster.wait_all_active(timeout_s=2)

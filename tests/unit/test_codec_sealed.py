@@ -194,3 +194,16 @@ def test_describe_names_slots_and_methods_only() -> None:
     ring = KeyRing(2, {1: AuthKey(1, "sha1", b"hmac-secret"), 2: AuthKey(2, "aes256gcm", SECRET)})
     assert ring.describe() == "1 sha1, 2 aes256gcm (sending)"
     assert SECRET.decode() not in repr(ring)
+
+
+def test_serial_frame_must_be_canonical_base64(ring: KeyRing) -> None:
+    """Found by bench/bench_fuzz.py: the last base64 digit's spare bits changed nothing."""
+    frame = serial_frame(encode(STATUS, ring, sealer=sealer()))
+    text = frame[5:-6]
+    assert text.endswith(b"=") or len(text) % 4 == 0
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = text.rstrip(b"=")[-1:]
+    spare = alphabet[(alphabet.index(last) ^ 1) % 64 : (alphabet.index(last) ^ 1) % 64 + 1]
+    tweaked = frame[:5] + text.rstrip(b"=")[:-1] + spare + text[len(text.rstrip(b"=")) :] + frame[-6:]
+    if len(text.rstrip(b"=")) % 4 in (2, 3):  # a digit with spare bits: same bytes, other spelling
+        assert reason(tweaked, ring) is DropReason.MALFORMED

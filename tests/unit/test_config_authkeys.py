@@ -288,3 +288,19 @@ def test_rotation_edits_keep_the_file_and_every_comment() -> None:
 def test_rotation_edits_refuse_what_would_break_the_file(edit: object, message: str) -> None:
     with pytest.raises(AuthkeysEditError, match=message):
         edit(ROTATING)  # type: ignore[operator]
+
+
+def test_a_key_pasted_onto_the_auth_line_is_not_echoed(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: the message used to repeat the whole auth line."""
+    result = read_authkeys(write_keys(tmp_path, "auth 1 sha1 Zx9LongSecretValue\n1 sha1 k\n"))
+    assert result.keyring is None
+    assert result.problems[0].endswith(":1: auth 1 sha1 …: expected 'auth N' with one slot number 0..15")
+    assert not any("Zx9LongSecretValue" in line for line in result.problems + result.warnings)
+
+
+def test_a_key_line_without_its_method_does_not_show_the_key(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: '1 <key>' put the key into 'unknown method'."""
+    result = read_authkeys(write_keys(tmp_path, "auth 1\n1 Zx9LongSecretValue\n"))
+    assert result.keyring is None
+    assert any("1 …: unknown method" in line and "is the method missing?" in line for line in result.problems)
+    assert not any("Zx9LongSecretValue" in line for line in result.problems + result.warnings)
