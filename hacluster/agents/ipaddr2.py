@@ -189,16 +189,21 @@ def send_garp(
         if len(mac) != 6:
             raise OSError(errno.EINVAL, f"{nic} has no Ethernet address; cannot send ARP")
         frame = garp_frame(mac, ip, reply=reply)
-        sent = 0
-        for i in range(count):
-            if i > 0:
-                if stop is None:
-                    time.sleep(interval_ms / 1000)
-                elif stop.wait(interval_ms / 1000):
-                    break
-            sock.send(frame)
-            sent += 1
-        return sent
+        return _spaced(count, interval_ms, stop, lambda: sock.send(frame))
+
+
+def _spaced(count: int, interval_ms: int, stop: threading.Event | None, send: Callable[[], object]) -> int:
+    """Call ``send`` ``count`` times, ``interval_ms`` apart; fewer once ``stop`` is set."""
+    sent = 0
+    for i in range(count):
+        if i > 0:
+            if stop is None:
+                time.sleep(interval_ms / 1000)
+            elif stop.wait(interval_ms / 1000):
+                break
+        send()
+        sent += 1
+    return sent
 
 
 def neighbour_advert(mac: bytes, ip: str) -> bytes:
@@ -248,16 +253,7 @@ def send_unsolicited_na(
         if not index:
             index = sock.getsockname()[3]
         frame = neighbour_advert(mac, ip)
-        sent = 0
-        for i in range(count):
-            if i > 0:
-                if stop is None:
-                    time.sleep(interval_ms / 1000)
-                elif stop.wait(interval_ms / 1000):
-                    break
-            sock.sendto(frame, (ALL_NODES, 0, 0, index))
-            sent += 1
-        return sent
+        return _spaced(count, interval_ms, stop, lambda: sock.sendto(frame, (ALL_NODES, 0, 0, index)))
 
 
 def _mac(text: object) -> bytes:

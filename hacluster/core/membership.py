@@ -263,7 +263,7 @@ class Membership:
                 Notice(
                     "KEYS_APPLIED",
                     Level.INFO,
-                    f"keys in use: {new.describe()} ({reason}); previously {old.describe()}",
+                    f"keys in use: {new.describe()} (before: {old.describe()}); {reason}",
                     (("sending_slot", new.sign_index),),
                 )
             )

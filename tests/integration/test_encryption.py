@@ -238,6 +238,19 @@ def test_key_rotation_by_sighup_never_declares_anyone_dead() -> None:
             assert "KEYS_APPLIED" in cluster.log(name)
 
 
+def hacrm(cluster: DaemonCluster, name: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hacluster.cli.main", "--socket", str(cluster.socket_path(name)), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def rotate(cluster: DaemonCluster, name: str, **args: Any) -> dict[str, Any]:
     return request(str(cluster.socket_path(name)), "cluster_rotate_key", timeout_s=60, **args)
 
@@ -276,25 +289,20 @@ def test_rotate_key_command_switches_every_node() -> None:
             fingerprints.add(keys["keys"][0]["fingerprint"])
             assert answer["rotation"] in cluster.log(name)
         assert len(fingerprints) == 1, fingerprints
-        # The CLI names the command and what it did; a second rotation works the same way.
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hacluster.cli.main",
-                "--socket",
-                str(cluster.socket_path("n2")),
-                "cluster",
-                "rotate-key",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=REPO,
+        # The CLI says what it would do, does it (a second rotation, from n2), and shows the keys.
+        dry = hacrm(cluster, "n2", "cluster", "rotate-key", "--dry-run")
+        assert (
+            dry
+            == "dry run: would add key 1 (aes256gcm) on n1, n2, n3, switch to it and retire key 2; nothing changed\n"
         )
-        assert done.returncode == 0, done.stderr
-        assert "key 1 (aes256gcm) is in use on n1, n2, n3; key 2 is retired" in done.stdout, done.stdout
+        done = hacrm(cluster, "n2", "cluster", "rotate-key", "--method", "chacha20poly1305")
+        assert "key 1 (chacha20poly1305) is in use on n1, n2, n3; key 2 is retired" in done, done
+        shown = hacrm(cluster, "n3", "cluster", "keys")
+        fingerprint = keys_of(cluster, "n3")["keys"][0]["fingerprint"]
+        assert (
+            shown
+            == f"n3: sending with key 1\n  slot  1  chacha20poly1305  encrypts, sending  fingerprint {fingerprint}\n"
+        )
         cluster.wait_all_active(timeout_s=2)
 
 
