@@ -746,6 +746,7 @@ def test_ipv6_media_and_ping6(tmp_path: Path) -> None:
         "ucast6 eth0 fd00:0:0::2\nucast6 eth0 fe80::3\nucast6 eth0 fd00::1\n"
         "mcast6 eth1 ff12::1:2:3:4 5000 2 1\n"
         "ping6 fd00::fe FD00::FD\n"
+        "bcast eth0\n"
         "bind_address eth0 127.0.0.2\n",
     )
     settings = config.membership_settings(generation=1)
@@ -756,7 +757,8 @@ def test_ipv6_media_and_ping6(tmp_path: Path) -> None:
         LinkSpec(
             LinkName("mcast6 eth1"), LinkKind.MCAST6, "eth1", ("ff12::1:2:3:4",), 5000, ttl=2, loop=True
         ),
-    )
+        LinkSpec(LinkName("bcast eth0"), LinkKind.BCAST, "eth0", (), 700, bind_address="127.0.0.2"),
+    ), "bind_address is for the IPv4 links of its interface only"
     assert settings.links[0].kind.is_ipv6
     assert not LinkKind.UCAST.is_ipv6
     assert settings.ping_nodes == (
@@ -793,6 +795,11 @@ def test_ipv6_media_errors(line: str, expected: str) -> None:
     [problem] = problems(BASE + line + "\n")
     assert problem.startswith(f"ha.cf:3: {line}: "), problem
     assert expected in problem, problem
+
+
+def test_bind_address_of_an_interface_with_only_ipv6_links_is_refused() -> None:
+    [problem] = problems(BASE + "ucast6 eth1 fd00::2\nbind_address eth1 127.0.0.2\n")
+    assert "no bcast, mcast or ucast line uses eth1" in problem
 
 
 def test_udpport_must_come_before_ucast6_too() -> None:
