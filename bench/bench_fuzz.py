@@ -546,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             b"meta",
         ]
         + [b"::", b"\\", b"#", b'"', b"'", b"=", b"inf", b"-INFINITY:", b"\t", b"\0", "é".encode()]
+        + [digit.encode() for digit in ("²", "①", "٣", "１", "߂")]  # isdigit() but not all int()-able
         + [b"ucast6 eth0 fe80::1%eth0", b"mcast6 eth0 ff12::1 694 1 0", b"ping6 ::1", b"auth 15"]
         + NUMBERS,
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from hacluster.config.values import is_number
 from hacluster.core.codec import AEAD_METHODS, METHODS, AuthKey, KeyRing
 from hacluster.errors import ConfigError
 
@@ -124,7 +125,7 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
                 )
             auth = (slot, where)
             continue
-        if words[0].isdigit():
+        if is_number(words[0]):
             slots_written.add(int(words[0]))
         key_line = _key_line(words, where, problems, warnings)
         if key_line is None:
@@ -158,7 +159,7 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
 
 
 def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
-    if len(words) != 2 or not words[1].isdigit():
+    if len(words) != 2 or not is_number(words[1]):
         # Short words are echoed, longer ones and anything after the second not: a key pasted
         # onto this line must not reach a log (the fuzz run in bench/bench_fuzz.py checks).
         shown = [w if len(w) <= ECHO_MAX else "…" for w in words[1:3]] + (["…"] if len(words) > 3 else [])
@@ -175,7 +176,7 @@ def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
 
 def _key_line(words: list[str], where: str, problems: list[str], warnings: list[str]) -> _KeyLine | None:
     """One ``N method [key]`` line; messages show slot and method, never the key."""
-    if not words[0].isdigit():
+    if not is_number(words[0]):
         problems.append(
             f"{where}: this line is neither 'auth N' nor 'N method [key]' (e.g. '1 sha1 <secret>'); fix or "
             "remove it"
@@ -300,4 +301,4 @@ def with_key_removed(text: str, slot: int) -> tuple[str, KeyRing]:
 
 def _slot_of(line: str) -> int | None:
     words = line.split()
-    return int(words[0]) if words and words[0].isdigit() else None
+    return int(words[0]) if words and is_number(words[0]) else None

@@ -41,6 +41,7 @@ from hacluster.config.values import (
     TIME_HINT,
     is_host,
     is_interface,
+    is_number,
     parse_bool,
     parse_time_ms,
 )
@@ -271,7 +272,7 @@ class _HaCfParser:
         value = self._single(line, f"one of {rates}")
         if value is None:
             return
-        if not value.isdigit() or int(value) not in BAUD_RATES:
+        if not is_number(value) or int(value) not in BAUD_RATES:
             self.problems.append(line.problem(f"unsupported serial speed; expected one of {rates}"))
             return
         if self.serial_lines:
@@ -563,7 +564,7 @@ class _HaCfParser:
             self.problems.append(line.problem(str(exc)))
 
     def _int_in(self, line: Line, text: str, low: int, high: int, what: str | None = None) -> int | None:
-        if text.isdigit() and low <= int(text) <= high:
+        if is_number(text) and low <= int(text) <= high:
             return int(text)
         label = f"{what} {text}" if what else text
         self.problems.append(line.problem(f"{label} is out of range; expected a whole number {low}..{high}"))
@@ -584,7 +585,7 @@ class _HaCfParser:
             return
         try:
             # Heartbeat reads a plain number here as milliseconds, unlike the other times.
-            ms = int(value) if value.isdigit() else parse_time_ms(value)
+            ms = int(value) if is_number(value) else parse_time_ms(value)
         except ValueError:
             self.problems.append(line.problem("expected milliseconds, e.g. max_rexmit_delay 250"))
             return

@@ -53,6 +53,7 @@ from hacluster.core.cib import (
     parse_score,
     parse_time_ms,
 )
+from hacluster.config.values import is_number
 from hacluster.errors import ConfigError
 
 OP_NAMES: Final = (
@@ -590,7 +591,7 @@ def _op(name: Token, pairs: list[tuple[Token, str]]) -> Op:
             name.line, f"op {name.text}: timeout must be more than 0; give e.g. timeout=20s"
         )
     depth_text = values.get("OCF_CHECK_LEVEL", "0")
-    if not depth_text.isdigit():
+    if not is_number(depth_text):
         raise _StatementError(
             name.line, f"op {name.text}: OCF_CHECK_LEVEL={depth_text!r}; expected 0, 10, 20 …"
         )

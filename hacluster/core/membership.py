@@ -983,7 +983,8 @@ def _parse_hex(text: str) -> int | None:
 
 
 def _parse_dec(text: str) -> int | None:
-    if not text.isdigit() or len(text) > 12:
+    # isascii: "²".isdigit() is true but int("²") raises, and a peer's field may hold anything.
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
         return None
     return int(text)
 

@@ -304,3 +304,10 @@ def test_a_key_line_without_its_method_does_not_show_the_key(tmp_path: Path) -> 
     assert result.keyring is None
     assert any("1 …: unknown method" in line and "is the method missing?" in line for line in result.problems)
     assert not any("Zx9LongSecretValue" in line for line in result.problems + result.warnings)
+
+
+def test_digits_that_are_not_ascii_are_no_slot_numbers(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    result = read_authkeys(write_keys(tmp_path, "auth ²\n² sha1 k\n1 sha1 k\n"))
+    assert result.keyring is None
+    assert len(result.problems) >= 2

@@ -805,3 +805,13 @@ def test_bind_address_of_an_interface_with_only_ipv6_links_is_refused() -> None:
 def test_udpport_must_come_before_ucast6_too() -> None:
     [problem] = problems(BASE.replace("bcast eth0", "ucast6 eth0 fd00::2") + "udpport 700\n")
     assert "must come before the media lines" in problem
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["udpport ²", "baud ²", "mcast eth1 239.0.0.1 ² 1 0", "mcast6 eth1 ff12::1 ① 1 0", "max_rexmit_delay ²"],
+)
+def test_digits_that_are_not_ascii_are_refused_not_crashed_on(line: str) -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    [problem] = problems(BASE + line + "\n")
+    assert problem.startswith(f"ha.cf:3: {line}: ")

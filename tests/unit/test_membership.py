@@ -395,3 +395,11 @@ def test_old_generation_is_a_replay() -> None:
     assert dropped(m)["replay"] == 1
     assert not [e for e in out if isinstance(e, NodeStateChanged)]
     assert m.peer_state(NodeName("b")) == "active"
+
+
+def test_a_retransmission_range_in_other_digits_is_malformed_not_a_crash() -> None:
+    """Found by bench/bench_fuzz.py's class of bug: "²".isdigit() is true, int("²") raises."""
+    m = active_pair()
+    out = feed(m, packet(t="NS_rexmit", seq=None, dest="a", firstseq="²", lastseq="3"), 1000)
+    assert sent(out) == []
+    assert dropped(m)["malformed"] == 1
