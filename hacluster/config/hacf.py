@@ -720,7 +720,9 @@ class _HaCfParser:
             )
         if "auto_failback" not in self.values and self.nice_failback is not None:
             self.values["auto_failback"] = self.nice_failback
-        udp_devices = {link.device for link in self.links.values() if link.kind in ("bcast", "mcast", "ucast")}
+        udp_devices = {
+            link.device for link in self.links.values() if link.kind in ("bcast", "mcast", "ucast")
+        }
         for interface, (_, line) in self.bind_addresses.items():
             if interface not in udp_devices:
                 self.problems.append(

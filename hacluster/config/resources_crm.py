@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from hacluster.config.values import is_number
 from hacluster.core.cib import (
     AGENT_CLASSES,
     OP_ROLES,
@@ -53,7 +54,6 @@ from hacluster.core.cib import (
     parse_score,
     parse_time_ms,
 )
-from hacluster.config.values import is_number
 from hacluster.errors import ConfigError
 
 OP_NAMES: Final = (
