@@ -815,3 +815,13 @@ def test_digits_that_are_not_ascii_are_refused_not_crashed_on(line: str) -> None
     """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
     [problem] = problems(BASE + line + "\n")
     assert problem.startswith(f"ha.cf:3: {line}: ")
+
+
+def test_api_readonly_group(tmp_path: Path) -> None:
+    assert load(tmp_path, BASE).api_readonly_group is None
+    assert load(tmp_path, BASE + "api_readonly_group hareaders\n").api_readonly_group == "hareaders"
+    assert problems(BASE + "api_readonly_group 9readers\n") == [
+        "ha.cf:3: api_readonly_group 9readers: '9readers' is not a group name (letters, digits, '_', '-', "
+        "'.', not starting with a digit or '-'); e.g. api_readonly_group hareaders"
+    ]
+    assert "takes exactly one value" in problems(BASE + "api_readonly_group a b\n")[0]
