@@ -115,10 +115,7 @@ class MessageDelivered:
     fields: tuple[tuple[str, str], ...]
 
     def get(self, name: str) -> str | None:
-        for key, value in self.fields:
-            if key == name:
-                return value
-        return None
+        return field_value(self.fields, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +129,16 @@ class KeyMessage:
     src: NodeName
     fields: tuple[tuple[str, str], ...]
 
-    get = MessageDelivered.get
+    def get(self, name: str) -> str | None:
+        return field_value(self.fields, name)
+
+
+def field_value(fields: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The first value of field ``name``, as Heartbeat's lookups do; None when absent."""
+    for key, value in fields:
+        if key == name:
+            return value
+    return None
 
 
 Effect = Send | SendPings | Notice | NodeStateChanged | Stopped | MessageDelivered | KeyMessage
