@@ -39,7 +39,6 @@ from typing import Final
 from hacluster.core import codec
 from hacluster.core.codec import Message
 from hacluster.core.effects import (
-    Effect,
     Input,
     Level,
     MessageDelivered,
@@ -53,6 +52,9 @@ from hacluster.core.effects import (
     Stopped,
     StopRequested,
     Tick,
+)
+from hacluster.core.effects import (
+    MembershipEffect as Effect,
 )
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.settings import LinkKind, MembershipSettings

@@ -108,10 +108,10 @@ def known_secrets(daemon: Daemon) -> set[str]:
         if key.secret:
             secrets.add(key.secret.decode("utf-8", "replace"))
     if daemon.core is not None:
-        rm = daemon.core.rm
-        for primitive in rm.config.primitives:
+        view = daemon.view()
+        for primitive in view.config.primitives:
             secrets.update(v for k, v in primitive.params if is_secret_name(k))
-        for device in rm.devices():
+        for device in view.devices():
             secrets.update(v for k, v in device.params if is_secret_name(k))
             # cluster-glue plugins take positional arguments: any of them may be a password.
             for k, v in device.params:
@@ -166,7 +166,7 @@ async def write_report(daemon: Daemon, path: Path, since_ms: int | None) -> dict
         logfile=config.logfile,
         debugfile=config.debugfile,
         status=daemon.status(),
-        cib_fallback=daemon.core.rm.config.to_json(),
+        cib_fallback=daemon.view().config.to_json(),
         uname=await _uname(),
         since_ms=since_ms,
         secrets=known_secrets(daemon),

@@ -8,9 +8,12 @@ import pytest
 
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.cib import INFINITY
-from hacluster.core.explain import (
-    ClusterSnapshot,
-    Failure,
+from hacluster.core.edits import merge_by_id
+from hacluster.core.explain import why
+from hacluster.core.fence_devices import FenceDeviceSpec
+from hacluster.core.ids import NodeName
+from hacluster.core.lrm import LocalState
+from hacluster.core.simulate import (
     Fence,
     Move,
     Recover,
@@ -18,14 +21,10 @@ from hacluster.core.explain import (
     Start,
     Stop,
     action_text,
-    merge_by_id,
     predict,
     predict_sides,
-    why,
 )
-from hacluster.core.fencing import FenceDeviceSpec
-from hacluster.core.ids import NodeName
-from hacluster.core.lrm import LocalState
+from hacluster.core.snapshot import ClusterSnapshot, Failure
 
 N1, N2, N3 = NodeName("n1"), NodeName("n2"), NodeName("n3")
 FENCING = "primitive fence-all stonith:fence_lab\n"
