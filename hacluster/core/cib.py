@@ -806,9 +806,21 @@ def _meta_problems(subject: str, meta: Pairs) -> Iterator[tuple[str, str]]:
                 yield subject, f"meta {name}={value!r} is malformed; expected {expected}"
 
 
+_UNSUPPORTED_PROPERTY_VALUES: Final[dict[tuple[str, str], str]] = {
+    ("no-quorum-policy", "suicide"): (
+        "it needs a node to fence itself (a watchdog), which hacluster cannot do yet; use stop: "
+        "a partition without quorum stops its resources and the partition with quorum fences it"
+    ),
+}
+"""Values Pacemaker defines that hacluster refuses rather than accept and not act on."""
+
+
 def _property_problems(properties: Pairs) -> Iterator[tuple[str, str]]:
     for name, value in properties:
-        if name not in KNOWN_PROPERTIES:
+        unsupported = _UNSUPPORTED_PROPERTY_VALUES.get((name, value.strip().lower()))
+        if unsupported is not None:
+            yield f"property {name}", f"value {value!r} is not supported: {unsupported}"
+        elif name not in KNOWN_PROPERTIES:
             guess = difflib.get_close_matches(name, sorted(KNOWN_PROPERTIES), n=1)
             hint = f"; did you mean {guess[0]}?" if guess else "; check the spelling"
             yield f"property {name}", f"is not a cluster property hacluster knows{hint}"

@@ -9,7 +9,10 @@ what every node then does and says.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+
+import pytest
 
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.cib import ClusterConfig
@@ -29,6 +32,7 @@ from hacluster.core.effects import (
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
 from hacluster.core.rm_messages import CONFIG_MSG, ConfigMessage, encode
+from hacluster.errors import ConfigError
 
 N1, N2, N3 = NodeName("n1"), NodeName("n2"), NodeName("n3")
 FENCING = "primitive fence-lab stonith:fence_lab\n"
@@ -460,3 +464,32 @@ def test_multiple_active_block_leaves_both_alone_until_one_is_gone() -> None:
     assert plan is not None
     assert plan.held == frozenset()
     assert plan.assignment["vip"] == N1
+
+
+# --- no-quorum-policy=suicide ---------------------------------------------------------------------
+
+
+def test_no_quorum_policy_suicide_is_refused_with_file_and_line() -> None:
+    """Regression: it was accepted and acted like ignore. hacluster cannot fence itself yet."""
+    with pytest.raises(ConfigError) as caught:
+        parse_resources_crm(
+            "primitive vip ocf:hacluster:Dummy\nproperty no-quorum-policy=Suicide\n",
+            "/etc/ha.d/resources.crm",
+        )
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "/etc/ha.d/resources.crm:2: property no-quorum-policy: value 'Suicide' is not supported"
+    )
+    assert "use stop" in problem
+
+
+def test_a_peer_configuration_with_suicide_is_rejected_and_nothing_changes() -> None:
+    cluster = started(TWO + "property stonith-enabled=false\n")
+    rm = cluster.rms[N2]
+    bad = ClusterConfig.from_json(
+        cluster.config.to_json().replace('"properties":[', '"properties":[["no-quorum-policy","suicide"],')
+    )
+    bad = dataclasses.replace(bad, epoch=9)
+    out = rm.on_message(MessageDelivered(N1, CONFIG_MSG, encode(ConfigMessage(bad)).pairs), cluster.now)
+    assert rm.config.epoch == 1
+    assert [e.code for e in out if isinstance(e, Notice)] == ["CONFIG_REJECTED"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -376,3 +377,53 @@ def test_resource_manager_snapshot_feeds_why() -> None:
         "db is not running: it would go to n1, but there is no designated coordinator yet (n1 is not an "
         "active member), so there is no plan to start it"
     )
+
+
+# --- one decision path: simulate holds what the cluster holds --------------------------------------
+
+ONLY_N2 = "primitive fence-n2 stonith:fence_lab params pcmk_host_list=n2\n"
+
+
+def test_simulate_starts_nothing_while_a_lost_node_cannot_be_fenced() -> None:
+    """Regression: simulate's own copy of the DC's plan left out the hold on starts, so it
+    predicted ``db`` starting while ``n1`` (which no device can fence) might still run it;
+    the cluster starts nothing before the fence."""
+    text = ONLY_N2 + "primitive vip ocf:hacluster:Dummy\nprimitive db ocf:hacluster:Dummy\n"
+    snap = snapshot(text, running={"vip": "n1"})
+    assert predict(snap, crash=["n1"]) == []
+    crashed = replace(snap, members=frozenset({N2, N3}), unclean=frozenset({N1}))
+    assert why(crashed, "db").startswith(
+        "db is not running: waiting for n1 to be fenced: nothing starts before"
+    )
+
+
+def test_why_reports_a_resource_held_by_multiple_active_block() -> None:
+    text = "primitive vip ocf:hacluster:Dummy meta multiple-active=block\nproperty stonith-enabled=false\n"
+    snap = snapshot(text, states={("vip", "n1"): LocalState.STARTED, ("vip", "n2"): LocalState.STARTED})
+    assert why(snap, "vip").startswith("vip active on n1, n2 at once and left alone (multiple-active=block)")
+    assert predict(snap) == [], "left alone"
+
+
+def test_why_names_resource_maintenance() -> None:
+    text = "primitive vip ocf:hacluster:Dummy meta maintenance=true\nproperty stonith-enabled=false\n"
+    assert "it is in maintenance (meta maintenance=true)" in why(snapshot(text), "vip")
+    assert predict(snapshot(text)) == []
+
+
+def test_simulate_keeps_a_stop_only_resource_stopped() -> None:
+    text = (
+        "primitive vip ocf:hacluster:Dummy meta multiple-active=stop_only\nproperty stonith-enabled=false\n"
+    )
+    snap = snapshot(text, states={("vip", "n1"): LocalState.STARTED, ("vip", "n2"): LocalState.STARTED})
+    assert predict(snap) == [Stop("vip", N1), Stop("vip", N2)]
+
+
+def test_simulate_of_an_order_blocked_anchor_starts_neither() -> None:
+    text = (
+        FENCING
+        + "primitive a ocf:hacluster:Dummy\nprimitive b ocf:hacluster:Dummy\n"
+        + "primitive c ocf:hacluster:Dummy meta target-role=Stopped\n"
+        + "colocation a-with-b inf: a b\norder c-then-b Mandatory: c b\n"
+    )
+    assert predict(snapshot(text)) == []
+    assert why(snapshot(text), "a").startswith("a is not running: no node can run it (n1: it must run with b")
