@@ -11,6 +11,7 @@ each rule lives in its own module:
 ``dc.py``                  the DC's plan (``plan_for``) and its own edits (``follow_up_edits``)
 ``reconcile.py``           what this node does about the plan (``decide``)
 ``fencing.py``             who must be fenced, when, and what a fence releases
+``local.py``               this node's resources: definitions, operations in flight
 ``lrm.py``                 one resource on this node: states, OCF exit codes, fail counts
 ``snapshot.py``            the frozen view all of them decide from
 =========================  ====================================================================
@@ -46,7 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from hacluster.core.cib import INFINITY, ClusterConfig, Primitive
+from hacluster.core.cib import INFINITY, ClusterConfig
 from hacluster.core.dc import follow_up_edits, plan_for
 from hacluster.core.effects import (
     AgentFinished,
@@ -58,24 +59,14 @@ from hacluster.core.effects import (
     NodeStateChanged,
     Notice,
     RmEffect,
-    RunAgent,
 )
 from hacluster.core.fence_devices import FenceDeviceSpec, devices_from_config
 from hacluster.core.fencing import Fencing, request_delay_ms
 from hacluster.core.ids import NodeName
-from hacluster.core.lrm import (
-    MAYBE_ACTIVE,
-    Action,
-    LocalResource,
-    LocalState,
-    ResourceReport,
-    apply_result,
-    expire_failures,
-    op_timeout_ms,
-    recurring_monitor,
-)
+from hacluster.core.local import LocalResources
+from hacluster.core.lrm import LocalState, ResourceReport
 from hacluster.core.plan import Plan
-from hacluster.core.reconcile import LocalFacts, NodeFacts, Op, decide
+from hacluster.core.reconcile import NodeFacts, decide
 from hacluster.core.rm_messages import (
     CleanupMessage,
     ConfigMessage,
@@ -115,9 +106,7 @@ class ResourceManager:
     def __init__(self, settings: RmSettings, config: ClusterConfig, now_ms: int) -> None:
         self._s = settings
         self.config = config
-        self._local: dict[str, LocalResource] = {}
-        self._primitives: dict[str, Primitive] = {}
-        """What each local resource runs with: its definition when it last stopped."""
+        self.local = LocalResources()
         self._reports: dict[NodeName, StateReport] = {}
         self._members: frozenset[NodeName] = frozenset()
         self._joining: set[NodeName] = set()
@@ -136,7 +125,6 @@ class ResourceManager:
         self._report_seq = 0
         self._next_refresh_ms = now_ms
         self._config_sent_ms: dict[tuple[NodeName, int], int] = {}
-        self._call_id = 0
         self._leaving = False
         self._leave_deadline_ms: int | None = None
         self._done = False
@@ -172,14 +160,13 @@ class ResourceManager:
         return self._done
 
     def local_state(self, rsc: str) -> LocalState | None:
-        resource = self._local.get(rsc)
-        return None if resource is None else resource.state
+        return self.local.state(rsc)
 
     def reports(self) -> dict[str, dict[NodeName, ResourceReport]]:
         """Resource → node → its last report (ours included), for status, metrics and ``why``."""
         out: dict[str, dict[NodeName, ResourceReport]] = {}
-        for rsc, resource in self._local.items():
-            out.setdefault(rsc, {})[self._s.node] = resource.report()
+        for rsc, own in self.local.reports().items():
+            out.setdefault(rsc, {})[self._s.node] = own
         for node, report in self._reports.items():
             for rsc, entry in report.resources.items():
                 out.setdefault(rsc, {})[node] = entry
@@ -188,15 +175,15 @@ class ResourceManager:
     def observed(self) -> dict[str, dict[NodeName, LocalState]]:
         """Resource → node → state, from our own state and every peer's last report."""
         out: dict[str, dict[NodeName, LocalState]] = {}
-        for rsc, resource in self._local.items():
-            out.setdefault(rsc, {})[self._s.node] = resource.state
+        for resource in self.local:
+            out.setdefault(resource.id, {})[self._s.node] = resource.state
         for node, report in self._reports.items():
             for rsc, entry in report.resources.items():
                 out.setdefault(rsc, {})[node] = entry.state
         return out
 
     def failcounts(self) -> dict[tuple[str, NodeName], int]:
-        counts = {(rsc, self._s.node): r.failcount for rsc, r in self._local.items() if r.failcount}
+        counts = {(r.id, self._s.node): r.failcount for r in self.local if r.failcount}
         for node, report in self._reports.items():
             for rsc, entry in report.resources.items():
                 if entry.failcount > 0:
@@ -221,7 +208,7 @@ class ResourceManager:
         for rsc, per_node in self.reports().items():
             for node, entry in per_node.items():
                 if entry.failed_op:
-                    local = self._local.get(rsc) if node == self._s.node else None
+                    local = self.local.get(rsc) if node == self._s.node else None
                     failures[(rsc, node)] = Failure(
                         op=entry.failed_op,
                         rc=entry.failed_rc,
@@ -235,7 +222,7 @@ class ResourceManager:
         leaving = {n for n, r in self._reports.items() if r.leaving}
         if self._leaving:
             leaving.add(self._s.node)
-        banned = {rsc for rsc, r in self._local.items() if r.banned_everywhere}
+        banned = {r.id for r in self.local if r.banned_everywhere}
         for report in self._reports.values():
             banned.update(rsc for rsc, entry in report.resources.items() if entry.banned_everywhere)
         return ClusterSnapshot(
@@ -281,24 +268,9 @@ class ResourceManager:
         ``RETRY_MS`` later or at the next input, instead of making the shell spin.
         """
         deadline = self._next_refresh_ms
-        configured = self._config_ids()
-        for resource in self._local.values():
-            if (
-                resource.next_monitor_ms is not None
-                and resource.pending is None
-                and not self._maintenance
-                and (resource.id not in configured or self.config.is_managed(resource.id))
-            ):
-                deadline = min(deadline, resource.next_monitor_ms)
-            if (
-                resource.failcount
-                and resource.last_failure_ms is not None
-                and resource.state not in (LocalState.FAILED, LocalState.BLOCKED)
-                and resource.id in configured
-            ):
-                timeout = self.config.failure_timeout_ms_of(resource.id)
-                if timeout > 0:
-                    deadline = min(deadline, resource.last_failure_ms + timeout)
+        local = self.local.deadline_ms(self.config, self._config_ids(), maintenance=self._maintenance)
+        if local is not None:
+            deadline = min(deadline, local)
         if self._hold_until_ms is not None:
             deadline = min(deadline, self._hold_until_ms)
         if self._leave_deadline_ms is not None and not self._done:
@@ -368,13 +340,10 @@ class ResourceManager:
 
     def on_agent_finished(self, result: AgentFinished, now_ms: int) -> list[RmEffect]:
         self._dirty = True
+        outcome = self.local.finish(result, self.config, now_ms)
+        if outcome is None:
+            return [Notice("AGENT_RESULT_IGNORED", Level.DEBUG, f"stale result for {result.resource}")]
         out: list[RmEffect] = []
-        resource = self._local.get(result.resource)
-        if resource is None or resource.pending is None or resource.pending.call_id != result.call_id:
-            out.append(Notice("AGENT_RESULT_IGNORED", Level.DEBUG, f"stale result for {result.resource}"))
-            return out
-        primitive = self._primitives[result.resource]
-        outcome = apply_result(resource, result, self._threshold(result.resource), now_ms)
         level = Level.INFO
         if outcome.failed:
             level = Level.ERROR if outcome.state is LocalState.BLOCKED else Level.WARNING
@@ -388,16 +357,7 @@ class ResourceManager:
                     (("resource", result.resource), ("rc", result.rc), ("state", outcome.state.value)),
                 )
             )
-        monitor = recurring_monitor(primitive)
-        if outcome.state is LocalState.STARTED and monitor is not None:
-            resource.next_monitor_ms = now_ms + monitor.interval_ms
-        if outcome.state is LocalState.STOPPED and result.resource not in self._config_ids():
-            del self._local[result.resource]  # an orphan, now gone
-            self._primitives.pop(result.resource, None)
-        elif outcome.state is LocalState.STOPPED:
-            self._primitives[result.resource] = self.config.primitive(result.resource)
-        out += self.step(now_ms)
-        return out
+        return out + self.step(now_ms)
 
     def on_fence_finished(self, result: FenceFinished, now_ms: int) -> list[RmEffect]:
         self._dirty = True
@@ -453,7 +413,7 @@ class ResourceManager:
         self._hold_until_ms = now_ms + 2 * self._s.refresh_ms
         self._plan = None
         self._plan_from = None
-        active = self._active_here()
+        active = self.local.active()
         out: list[RmEffect] = [
             Notice(
                 "NODE_WAS_FROZEN",
@@ -471,7 +431,7 @@ class ResourceManager:
             return []
         self._leaving = True
         self._leave_deadline_ms = now_ms + self._s.shutdown_timeout_ms
-        active = self._active_here()
+        active = self.local.active()
         out: list[RmEffect] = [
             Notice(
                 "NODE_LEAVING",
@@ -508,15 +468,10 @@ class ResourceManager:
         return out
 
     def _expire_failures(self, now_ms: int, out: list[RmEffect]) -> None:
-        configured = self._config_ids()
-        for rsc, resource in self._local.items():
-            if rsc in configured and expire_failures(
-                resource, self.config.failure_timeout_ms_of(rsc), now_ms
-            ):
-                self._dirty = True
-                out.append(
-                    Notice("FAILCOUNT_EXPIRED", Level.INFO, f"{rsc}: failures expired (failure-timeout)")
-                )
+        expired = self.local.expire(self.config, now_ms)
+        if expired:
+            self._dirty = True
+            out += expired
 
     def _elect(self, out: list[RmEffect]) -> None:
         # Until membership says we are active (communication up) our view is partial: a plan
@@ -556,7 +511,7 @@ class ResourceManager:
         waiting = []
         for node in sorted(members):
             if node == self._s.node:
-                if any(r.state is LocalState.UNKNOWN for r in self._local.values()):
+                if not self.local.probed():
                     waiting.append(node)
                 continue
             report = self._reports.get(node)
@@ -580,7 +535,7 @@ class ResourceManager:
             self.config,
             self._s.fencing_delay_ms,
             len(self._s.nodes),
-            runs_something=any(r.state is LocalState.STARTED for r in self._local.values()),
+            runs_something=self.local.runs_something(),
             has_quorum=view.has_quorum,
         )
 
@@ -599,65 +554,17 @@ class ResourceManager:
             self._hold_until_ms = None
             self._dirty = True
         facts = NodeFacts(
-            resources=self._local_facts(now_ms),
+            resources=self.local.facts(self.config, now_ms),
             leaving=self._leaving,
             hold=self._hold_until_ms is not None,
             is_dc=self._dc == self._s.node,
         )
         for op in decide(view, self._plan, self._s.node, facts):
-            self._run(op, now_ms, out)
-
-    def _local_facts(self, now_ms: int) -> dict[str, LocalFacts]:
-        wanted = {p.id: p for p in self.config.primitives}
-        facts = {}
-        for rsc, resource in self._local.items():
-            running, configured = self._primitives[rsc], wanted.get(rsc)
-            changed = configured is not None and (running.agent, running.params, running.args) != (
-                configured.agent,
-                configured.params,
-                configured.args,
-            )
-            due = resource.next_monitor_ms is not None and resource.next_monitor_ms <= now_ms
-            facts[rsc] = LocalFacts(
-                pending=resource.pending is not None,
-                definition_changed=changed,
-                monitor_due=due and recurring_monitor(running) is not None,
-            )
-        return facts
-
-    def _run(self, op: Op, now_ms: int, out: list[RmEffect]) -> None:
-        resource, primitive = self._local[op.resource], self._primitives[op.resource]
-        interval_ms, depth = 0, 0
-        action = op.action.value
-        if op.action is Action.PROBE:
-            action = "monitor"
-        elif op.action is Action.MONITOR:
-            monitor = recurring_monitor(primitive)
-            assert monitor is not None, f"{op.resource}: a monitor is due without a recurring monitor op"
-            interval_ms, depth = monitor.interval_ms, monitor.depth
-        self._call_id += 1
-        request = RunAgent(
-            call_id=self._call_id,
-            resource=resource.id,
-            primitive=primitive,
-            action=action,
-            interval_ms=interval_ms,
-            timeout_ms=op_timeout_ms(self.config, primitive, action, interval_ms),
-            depth=depth,
-        )
-        resource.pending = request
-        if action == "start":
-            resource.state = LocalState.STARTING
-        elif action == "stop":
-            resource.state = LocalState.STOPPING
-            resource.next_monitor_ms = None
-        elif interval_ms:
-            resource.next_monitor_ms = now_ms + interval_ms
-        out.append(request)
+            out.append(self.local.run(op, self.config, now_ms))
 
     def _report(self, now_ms: int, out: list[RmEffect]) -> None:
-        probed = all(r.state is not LocalState.UNKNOWN for r in self._local.values())
-        resources = {rsc: r.report() for rsc, r in self._local.items()}
+        probed = self.local.probed()
+        resources = self.local.reports()
         epoch, digest = self._version()
         content = (epoch, digest, probed, self._leaving, resources)
         if content == self._sent_report and now_ms < self._next_refresh_ms:
@@ -673,12 +580,7 @@ class ResourceManager:
     def _check_shutdown(self, now_ms: int, out: list[RmEffect]) -> None:
         if not self._leaving or self._done:
             return
-        busy = sorted(
-            r
-            for r, lr in self._local.items()
-            if lr.pending is not None or lr.state in MAYBE_ACTIVE - {LocalState.UNKNOWN}
-        )
-        blocked = [r for r in busy if self._local[r].state is LocalState.BLOCKED]
+        busy, blocked = self.local.busy()
         timed_out = self._leave_deadline_ms is not None and now_ms >= self._leave_deadline_ms
         if busy and len(blocked) < len(busy) and not timed_out:
             return
@@ -740,26 +642,10 @@ class ResourceManager:
         out += self._adopt(config, src, now_ms, announce=True)
 
     def _cleanup_local(self, rsc: str, node: str, out: list[RmEffect]) -> None:
-        """Forget failures; probe again what is not running, and what the plan holds
-        (``multiple-active=block``: the operator stopped copies by hand, the probe says which)."""
         if node and node != self._s.node:
             return
         held = self._plan.held if self._plan is not None else frozenset()
-        for rid, resource in self._local.items():
-            if rsc and rid != rsc:
-                continue
-            resource.failcount = 0
-            resource.banned_everywhere = False
-            resource.last_failed_op = None
-            resource.last_exit_reason = None
-            again = (
-                resource.state in (LocalState.FAILED, LocalState.BLOCKED, LocalState.STOPPED) or rid in held
-            )
-            if again and resource.pending is None:
-                resource.state = LocalState.UNKNOWN  # re-probe
-            out.append(
-                Notice("CLEANUP", Level.INFO, f"{rid}: failures forgotten on {self._s.node}; probing again")
-            )
+        out += self.local.cleanup(rsc, self._s.node, held)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -779,24 +665,7 @@ class ResourceManager:
         self._maintenance = config.is_maintenance_mode() or config.is_node_in_maintenance(self._s.node)
         self._dirty = True
         self._digest = config.digest()[:16]
-        wanted = {p.id: p for p in config.primitives if p.agent_class != "stonith"}
-        for rsc, primitive in wanted.items():
-            if rsc not in self._local:
-                self._local[rsc] = LocalResource(rsc)
-                self._primitives[rsc] = primitive
-            elif (
-                self._local[rsc].state in (LocalState.STOPPED, LocalState.UNKNOWN)
-                and self._local[rsc].pending is None
-            ):
-                self._primitives[rsc] = primitive
-        for rsc in list(self._local):
-            if (
-                rsc not in wanted
-                and self._local[rsc].state is LocalState.STOPPED
-                and self._local[rsc].pending is None
-            ):
-                del self._local[rsc]
-                del self._primitives[rsc]
+        self.local.adopt(config)
         self._next_refresh_ms = now_ms
         if not announce:
             return []
@@ -815,14 +684,6 @@ class ResourceManager:
 
     def _must_fence(self) -> bool:
         return self.config.is_stonith_enabled() and bool(self._config_ids())
-
-    def _threshold(self, rsc: str) -> int:
-        if rsc not in self._config_ids():
-            return INFINITY
-        return self.config.migration_threshold_of(rsc)
-
-    def _active_here(self) -> list[str]:
-        return sorted(r for r, lr in self._local.items() if lr.state in MAYBE_ACTIVE - {LocalState.UNKNOWN})
 
 
 def _content(report: StateReport) -> tuple[object, ...]:

@@ -14,6 +14,7 @@ Reads run in the event loop between two inputs, so one view call is consistent w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hacluster.core.cib import ClusterConfig
@@ -49,8 +50,11 @@ class CoreView:
 
     @property
     def plan(self) -> Plan | None:
-        """The plan this node follows (frozen), or None before the DC has sent one."""
-        return self._core.rm.plan
+        """A copy of the plan this node follows, or None before the DC has sent one."""
+        plan = self._core.rm.plan
+        if plan is None:
+            return None
+        return replace(plan, assignment=dict(plan.assignment), reasons=dict(plan.reasons), roles=dict(plan.roles))
 
     def has_quorum(self) -> bool:
         return self._core.rm.has_quorum()
