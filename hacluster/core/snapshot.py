@@ -11,8 +11,8 @@ is leaving, quorum.  The rules read nothing else:
 - ``reconcile.decide(view, plan, node, local)``: what one node does about it;
 - ``fencing.nodes_to_fence(view)``: which nodes must be fenced now.
 
-The live cluster builds a view at every step and calls those three; ``explain.predict``
-(``hacrm simulate``) and ``explain.why`` build one from the same snapshot, change it as the
+The live cluster builds a view at every step and calls those three; ``simulate.predict``
+(``hacrm simulate``) and ``explain.why`` start from the same snapshot, change it as the
 operator's what-ifs say, and call the same three.  That is what makes a simulation run the
 cluster's own code.
 

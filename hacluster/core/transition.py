@@ -58,79 +58,87 @@ def make_plan(
     held: set[str] = set()
     for rsc, target in placement.assignment.items():
         states = observed.get(rsc, {})
+        unsafe = _unsafe_anywhere(states, members, fenced_or_clean, stonith)
+        if unsafe is not None:
+            assignment[rsc], (reasons[rsc], must_fence) = None, unsafe
+            needs_fencing |= must_fence
+            continue
         holders = {n for n, s in states.items() if s in MAYBE_ACTIVE and n in members}
-        lost = {
+        if not (holders - {target} if target is not None else holders):
+            assignment[rsc], reasons[rsc] = target, placement.reasons[rsc]
+            continue
+        assignment[rsc], reasons[rsc] = _active_elsewhere(config, rsc, target, states, holders)
+        if reasons[rsc].code is ReasonCode.MULTIPLE_ACTIVE_BLOCKED:
+            held.add(rsc)
+    _stop_dependents(config, assignment, reasons, held)
+    return Plan(assignment, reasons, frozenset(needs_fencing), frozenset(held))
+
+
+def _unsafe_anywhere(
+    states: Mapping[NodeName, LocalState],
+    members: frozenset[NodeName],
+    fenced_or_clean: frozenset[NodeName],
+    stonith: bool,
+) -> tuple[Reason, set[NodeName]] | None:
+    """A failed stop, or a lost node that may still run it: it runs nowhere now, and which
+    nodes must be fenced first."""
+    # A lost node that was fenced (or left cleanly) stopped everything with it.
+    blocked = tuple(
+        sorted(
+            n
+            for n, s in states.items()
+            if s is LocalState.BLOCKED and (n in members or n not in fenced_or_clean)
+        )
+    )
+    if blocked:
+        text = f"blocked: its stop failed on {', '.join(blocked)}; fence that node or run cleanup"
+        return Reason(ReasonCode.BLOCKED, text, nodes=blocked), set(blocked) if stonith else set()
+    lost = tuple(
+        sorted(
             n
             for n, s in states.items()
             if n not in members
             and n not in fenced_or_clean
             and s in MAYBE_ACTIVE
             and s is not LocalState.UNKNOWN
-        }
-        # A lost node that was fenced (or left cleanly) stopped everything with it.
-        blocked = tuple(
-            sorted(
-                n
-                for n, s in states.items()
-                if s is LocalState.BLOCKED and (n in members or n not in fenced_or_clean)
-            )
         )
-        if blocked:
-            assignment[rsc] = None
-            reasons[rsc] = Reason(
-                ReasonCode.BLOCKED,
-                f"blocked: its stop failed on {', '.join(blocked)}; fence that node or run cleanup",
-                nodes=blocked,
-            )
-            needs_fencing.update(n for n in blocked if stonith)
-            continue
-        if lost and stonith:
-            assignment[rsc] = None
-            needs_fencing.update(lost)
-            waiting = tuple(sorted(lost))
-            reasons[rsc] = Reason(
-                ReasonCode.AWAITING_FENCE,
-                f"waiting for {', '.join(waiting)} to be fenced: it may still run there",
-                nodes=waiting,
-            )
-            continue
-        others = holders - {target} if target is not None else holders
-        if not others:
-            assignment[rsc] = target
-            reasons[rsc] = placement.reasons[rsc]
-            continue
-        running = tuple(sorted(n for n in holders if states[n] is not LocalState.UNKNOWN))
-        policy = config.multiple_active_of(rsc) if len(running) > 1 else "stop_start"
-        if policy == "block":
-            assignment[rsc] = None
-            held.add(rsc)
-            reasons[rsc] = Reason(
-                ReasonCode.MULTIPLE_ACTIVE_BLOCKED,
-                f"active on {', '.join(running)} at once and left alone (multiple-active=block): stop all "
-                f"copies but one by hand, then run `hacrm resource cleanup {rsc}`",
-                nodes=running,
-            )
-        elif policy == "stop_unexpected" and target in holders:
-            assignment[rsc] = target
-            extra = tuple(sorted(others))
-            reasons[rsc] = Reason(
-                ReasonCode.STOPPING_UNEXPECTED,
-                f"active on {', '.join(running)} at once: stopped on {', '.join(extra)}, kept on {target} "
-                "(multiple-active=stop_unexpected)",
-                nodes=extra,
-            )
-        else:
-            assignment[rsc] = None
-            where = tuple(sorted(holders))
-            reasons[rsc] = Reason(
-                ReasonCode.ACTIVE_ELSEWHERE if len(holders) > 1 or target is None else ReasonCode.MOVING,
-                f"active on {', '.join(where)}: stopped there before it starts anywhere"
-                if len(holders) > 1 or target is None
-                else f"moving: stopped on {', '.join(where)} first, then started on {target}",
-                nodes=where,
-            )
-    _stop_dependents(config, assignment, reasons, held)
-    return Plan(assignment, reasons, frozenset(needs_fencing), frozenset(held))
+    )
+    if lost and stonith:
+        text = f"waiting for {', '.join(lost)} to be fenced: it may still run there"
+        return Reason(ReasonCode.AWAITING_FENCE, text, nodes=lost), set(lost)
+    return None
+
+
+def _active_elsewhere(
+    config: ClusterConfig,
+    rsc: str,
+    target: NodeName | None,
+    states: Mapping[NodeName, LocalState],
+    holders: set[NodeName],
+) -> tuple[NodeName | None, Reason]:
+    """Active on a member other than its target: stopped there before it starts anywhere,
+    or, active on several at once, what ``multiple-active`` says."""
+    running = tuple(sorted(n for n in holders if states[n] is not LocalState.UNKNOWN))
+    policy = config.multiple_active_of(rsc) if len(running) > 1 else "stop_start"
+    if policy == "block":
+        text = (
+            f"active on {', '.join(running)} at once and left alone (multiple-active=block): stop all "
+            f"copies but one by hand, then run `hacrm resource cleanup {rsc}`"
+        )
+        return None, Reason(ReasonCode.MULTIPLE_ACTIVE_BLOCKED, text, nodes=running)
+    if policy == "stop_unexpected" and target in holders:
+        extra = tuple(sorted(holders - {target}))
+        text = (
+            f"active on {', '.join(running)} at once: stopped on {', '.join(extra)}, kept on {target} "
+            "(multiple-active=stop_unexpected)"
+        )
+        return target, Reason(ReasonCode.STOPPING_UNEXPECTED, text, nodes=extra)
+    where = tuple(sorted(holders))
+    if len(holders) > 1 or target is None:
+        text = f"active on {', '.join(where)}: stopped there before it starts anywhere"
+        return None, Reason(ReasonCode.ACTIVE_ELSEWHERE, text, nodes=where)
+    text = f"moving: stopped on {', '.join(where)} first, then started on {target}"
+    return None, Reason(ReasonCode.MOVING, text, nodes=where)
 
 
 def _stop_dependents(

@@ -54,7 +54,9 @@ class CoreView:
         plan = self._core.rm.plan
         if plan is None:
             return None
-        return replace(plan, assignment=dict(plan.assignment), reasons=dict(plan.reasons), roles=dict(plan.roles))
+        return replace(
+            plan, assignment=dict(plan.assignment), reasons=dict(plan.reasons), roles=dict(plan.roles)
+        )
 
     def has_quorum(self) -> bool:
         return self._core.rm.has_quorum()
