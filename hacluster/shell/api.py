@@ -27,6 +27,7 @@ from hacluster.fencing_agents.manual import DEFAULT_STATE_DIR as MANUAL_DEFAULT_
 from hacluster.fencing_agents.manual import confirm as manual_confirm
 from hacluster.shell.daemon import fence_device
 from hacluster.shell.ipc import ApiError, Handler
+from hacluster.shell.redact import hide_params
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
@@ -35,11 +36,6 @@ Request = dict[str, Any]
 Answer = dict[str, Any]
 Route = Callable[["Daemon", Request], Answer | Awaitable[Answer]]
 """One command: the daemon it runs in and the request; the answer (or a coroutine of it)."""
-
-
-def secret(key: str) -> bool:
-    """A parameter whose value the API never shows (``***``)."""
-    return any(word in key.lower() for word in ("passw", "secret", "key", "token"))
 
 
 def arg(request: Request, name: str) -> str:
@@ -211,7 +207,7 @@ def _devices(daemon: Daemon) -> list[Answer]:
             "delay_base_ms": d.delay_base_ms,
             "delay_max_ms": d.delay_max_ms,
             "timeout_ms": d.timeout_ms,
-            "params": {k: ("***" if secret(k) else v) for k, v in d.params},
+            "params": hide_params(d.params),
         }
         for d in daemon.view().devices()
     ]

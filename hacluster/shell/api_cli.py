@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from hacluster.core import edits
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.effects import ProposeConfig
-from hacluster.shell.api import Answer, Request, Route, arg, change, nodes_of, secret
+from hacluster.shell.api import Answer, Request, Route, arg, change, nodes_of
 from hacluster.shell.ipc import ApiError
+from hacluster.shell.redact import hide_params
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
@@ -92,7 +93,7 @@ def resource_show(daemon: Daemon, request: Request) -> Answer:
                 "id": p.id,
                 "agent": p.agent,
                 "args": list(p.args),
-                "params": {k: ("***" if secret(k) else v) for k, v in p.params},
+                "params": hide_params(p.params),
                 "meta": dict(p.meta),
                 "ops": [
                     {
