@@ -64,9 +64,6 @@ class LocalFacts:
     monitor_due: bool = False
 
 
-IDLE: LocalFacts = LocalFacts()
-
-
 @dataclass(frozen=True, slots=True)
 class NodeFacts:
     resources: Mapping[str, LocalFacts] = field(default_factory=dict)
