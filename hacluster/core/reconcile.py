@@ -11,8 +11,8 @@ operation per resource (``decide``):
   being recovered, once its dependents have stopped (``dependents_stopped``), or whose
   definition changed (to start it again with the new one);
 - **monitor** a running resource whose recurring monitor is due;
-- **start** a resource the plan gives to this node once every prerequisite is started
-  somewhere (``orders.dependencies``), unless a member still reports it active
+- **start** a resource the plan gives to this node once every prerequisite is started where
+  the plan puts it (``orders.dependencies``, ``prerequisite_started``), unless a member still reports it active
   (``is_held_elsewhere``: a plan older than a peer's report must never make two copies),
   unless it is being recovered, or its fail count bans it here, or something that needs
   it and is being restarted still runs (``restarting_dependents_run``).
@@ -83,7 +83,6 @@ def decide(view: ClusterSnapshot, plan: Plan | None, node: NodeName, local: Node
     if config.is_maintenance_mode() or config.is_node_in_maintenance(node):
         return []
     deps = dependencies(config)
-    members = view.members
     recovering = recovering_set(view, deps)
     configured = set(view.managed_ids())
     out: list[Op] = []
@@ -116,7 +115,7 @@ def decide(view: ClusterSnapshot, plan: Plan | None, node: NodeName, local: Node
                 view, deps, recovering, rsc, plan.held if plan is not None else frozenset()
             ):
                 continue
-            if all(is_started(first, view.observed, members) for first in deps.get(rsc, [])):
+            if all(prerequisite_started(view, plan, first) for first in deps.get(rsc, [])):
                 out.append(Op(rsc, Action.START))
     return out
 
@@ -183,6 +182,20 @@ def restarting_dependents_run(
 
 
 _STOPS_ITSELF = frozenset({LocalState.STARTING, LocalState.STARTED, LocalState.STOPPING, LocalState.FAILED})
+
+
+def prerequisite_started(view: ClusterSnapshot, plan: Plan | None, first: str) -> bool:
+    """``first`` is started where the plan puts it (anywhere, when the plan leaves it alone).
+
+    Not merely "started somewhere": a node that gets the plan before the report that
+    ``first`` stopped on its old node must not start what needs it on the strength of that
+    stale report (a DC sends its plan before its own report in a step, and peers' messages
+    arrive in any order).
+    """
+    target = plan.assignment.get(first) if plan is not None else None
+    if target is None:
+        return is_started(first, view.observed, view.members)
+    return view.observed.get(first, {}).get(target) is LocalState.STARTED
 
 
 def is_started(rsc: str, observed: Observed, members: frozenset[NodeName]) -> bool:

@@ -10,9 +10,12 @@ agent operation and every possible fence succeeds:
 1. the DC's own edits (``dc.follow_up_edits``: a finished move loses its constraint, a
    ``multiple-active=stop_only`` resource gets target-role Stopped);
 2. the DC's plan (``dc.plan_for``);
-3. fencing (``fencing.nodes_to_fence``, of the nodes a device can fence);
-4. if nobody is fenced, every member's reconciliation (``reconcile.decide``, with idle
-   local facts: nothing pending, nothing probing);
+3. every member's reconciliation (``reconcile.decide``, with idle local facts: nothing
+   pending, nothing probing);
+4. when no member has anything left to do, fencing (``fencing.nodes_to_fence``, of the
+   nodes a device can fence): the cluster fences after a delay, and meanwhile does what it
+   may (stops, and starts that no fence gates: while a lost node awaits fencing the plan
+   holds every start);
 
 until a round changes nothing.  Nothing here decides anything of its own: the rules are the
 ones the live cluster runs (``tests/sim/test_agreement.py`` holds the two to the same
@@ -214,20 +217,13 @@ def run(w: World) -> list[_Event]:
             w.config = edit.config
         view = w.view()
         plan = plan_for(view)
-        targets = fenceable_targets(view)
-        if targets:
-            action = w.config.property("stonith-action", "reboot")
-            for node, reason in targets.items():
-                events.append(("fence", node, reason, action == "off"))
-                _lose(w, node, events, fenced=True)
-                w.members.discard(node)
-                w.unclean.discard(node)
-                w.fenced.add(node)
-            w.has_quorum = has_quorum(len(w.nodes), len(w.members))
-            continue
         stops, starts = _reconcile(w, view, plan)
         if not stops and not starts:
-            break
+            targets = fenceable_targets(view)
+            if not targets:
+                break
+            _fence(w, targets, events)
+            continue
         for rsc, node in stops:
             failed = w.state(rsc, node) is LocalState.FAILED
             events.append(("stop", rsc, node, failed))
@@ -237,6 +233,18 @@ def run(w: World) -> list[_Event]:
             events.append(("start", rsc, node, False))
             w.set_state(rsc, node, LocalState.STARTED)
     return events
+
+
+def _fence(w: World, targets: dict[NodeName, str], events: list[_Event]) -> None:
+    """Every target is fenced (a simulated fence succeeds): down, with all it ran."""
+    action = w.config.property("stonith-action", "reboot")
+    for node, reason in targets.items():
+        events.append(("fence", node, reason, action == "off"))
+        _lose(w, node, events, fenced=True)
+        w.members.discard(node)
+        w.unclean.discard(node)
+        w.fenced.add(node)
+    w.has_quorum = has_quorum(len(w.nodes), len(w.members))
 
 
 def _reconcile(

@@ -125,8 +125,12 @@ def _placement(sim: RmSim, resources: list[str]) -> dict[str, list[str]]:
     return {rsc: sim.where(rsc) for rsc in resources}
 
 
-def _predicted_placement(initial: dict[str, list[str]], actions: list[Action]) -> dict[str, list[str]]:
-    where = {rsc: set(nodes) for rsc, nodes in initial.items()}
+def _predicted_placement(
+    initial: dict[str, list[str]], actions: list[Action], powered_off: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Where everything runs after ``actions``; a crashed machine runs nothing (``predict``
+    does not list the loss of what it ran when nothing takes it over)."""
+    where = {rsc: set(nodes) - set(powered_off) for rsc, nodes in initial.items()}
     for action in actions:
         match action:
             case Fence():
@@ -149,10 +153,18 @@ def _normal(action: Action) -> Action:
     return Fence(action.node, "", action.action) if isinstance(action, Fence) else action
 
 
-def _must_precede(first: Action, then: Action, deps: dict[str, list[str]]) -> bool:
-    """Whether the live cluster is bound to do ``first`` before ``then`` (module docstring)."""
+def _must_precede(first: Action, then: Action, deps: dict[str, list[str]], *, lost_node_fence: bool) -> bool:
+    """Whether the live cluster is bound to do ``first`` before ``then`` (module docstring).
+
+    The fence of a lost node gates every start (nothing starts while it may still run
+    anything); the fence of a member whose stop failed gates only what moves off it.
+    """
     if isinstance(first, Fence):
-        return isinstance(then, Start | Move | Recover | Restart)  # what it stopped, it stopped at the crash
+        if lost_node_fence:
+            return isinstance(then, Start | Move | Recover | Restart)
+        return isinstance(then, Move) and then.from_node == first.node
+    if isinstance(then, Fence):
+        return False  # a fence waits for its delay, not for what else is done meanwhile
     a, b = first.rsc, then.rsc  # type: ignore[union-attr]
     if a == b:
         return True
@@ -164,8 +176,16 @@ def _must_precede(first: Action, then: Action, deps: dict[str, list[str]]) -> bo
 
 
 def check_agreement(
-    predicted: list[Action], live: list[Action], deps: dict[str, list[str]], what: str
+    predicted: list[Action],
+    live: list[Action],
+    deps: dict[str, list[str]],
+    what: str,
+    lost: frozenset[str] = frozenset(),
+    *,
+    lost_node_fence: bool = True,
 ) -> None:
+    """``lost``: machines that went down (crashed or fenced): what they ran stopped all at
+    once, so those stops have no order among themselves."""
     predicted = [_normal(a) for a in predicted]
     live = [_normal(a) for a in live]
     assert sorted(map(repr, predicted)) == sorted(map(repr, live)), (
@@ -174,7 +194,8 @@ def check_agreement(
     position = {repr(a): i for i, a in enumerate(live)}
     for i, first in enumerate(predicted):
         for then in predicted[i + 1 :]:
-            if _must_precede(first, then, deps):
+            both_lost = isinstance(first, Stop) and isinstance(then, Stop) and {first.node, then.node} <= lost
+            if _must_precede(first, then, deps, lost_node_fence=lost_node_fence) and not both_lost:
                 assert position[repr(first)] < position[repr(then)], (
                     f"{what}: predicted {first} before {then}, the cluster did them the other way round\n"
                     f"  predicted {predicted}\n  live      {live}"
@@ -239,14 +260,17 @@ def run_case(config: str, nodes: int, what_if: WhatIf, seed: int = 0) -> None:
     if what_if.partition is None:
         predicted = list(sides[0].actions)
         live = _live_actions(sim, since, fences_since, killed, fencing)
-        check_agreement(predicted, live, deps, what)
-        assert _placement(sim, resources) == _predicted_placement(initial, predicted), f"{what}: placement"
+        lost = frozenset(what_if.crash) | {target for _, _, target in sim.fences[fences_since:]}
+        check_agreement(predicted, live, deps, what, lost, lost_node_fence=not what_if.fail_stop)
+        expected = _predicted_placement(initial, predicted, what_if.crash)
+        assert _placement(sim, resources) == expected, f"{what}: placement"
         return
     for side in sides:
         members = set(side.members)
         cut_off = {r: [n for n in nodes if n not in members] for r, nodes in initial.items()}
         live = _live_actions(sim, since, fences_since, killed, fencing, side=members, cut_off=cut_off)
-        check_agreement(list(side.actions), live, deps, f"{what} side {sorted(members)}")
+        lost = frozenset(n for n in sim.names if n not in members)
+        check_agreement(list(side.actions), live, deps, f"{what} side {sorted(members)}", lost)
         seen = {r: [n for n in nodes if n in members] for r, nodes in _placement(sim, resources).items()}
         expected = _predicted_placement(
             {r: [n for n in ns if n in members] for r, ns in initial.items()}, list(side.actions)

@@ -427,3 +427,19 @@ def test_simulate_of_an_order_blocked_anchor_starts_neither() -> None:
     )
     assert predict(snapshot(text)) == []
     assert why(snapshot(text), "a").startswith("a is not running: no node can run it (n1: it must run with b")
+
+
+def test_simulate_restarts_a_dependent_of_a_lost_prerequisite_after_it() -> None:
+    """The dependent on a surviving node stops while the fence of the lost node waits, and
+    starts again after its prerequisite has started elsewhere (as the cluster does)."""
+    text = (
+        FENCING
+        + "primitive db ocf:hacluster:Dummy\nprimitive app ocf:hacluster:Dummy\n"
+        + "order db-then-app Mandatory: db app\nlocation app-on-n2 app 100: n2\nlocation db-on-n1 db 100: n1\n"
+    )
+    actions = predict(snapshot(text, running={"db": "n1", "app": "n2"}), crash=["n1"])
+    assert actions == [
+        Fence(N1, "it left the membership without a clean stop"),
+        Move("db", N1, N2),
+        Restart("app", N2),
+    ]
