@@ -46,7 +46,6 @@ from typing import Final
 from hacluster.core import codec
 from hacluster.core.codec import Message
 from hacluster.core.effects import (
-    Effect,
     Input,
     KeyMessage,
     Level,
@@ -61,6 +60,9 @@ from hacluster.core.effects import (
     Stopped,
     StopRequested,
     Tick,
+)
+from hacluster.core.effects import (
+    MembershipEffect as Effect,
 )
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.settings import LinkKind, MembershipSettings

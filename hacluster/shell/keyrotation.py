@@ -56,9 +56,8 @@ from hacluster.config.authkeys import (
     with_signing_slot,
 )
 from hacluster.core.codec import AEAD_METHODS, KeyRing
-from hacluster.core.effects import KeyMessage
+from hacluster.core.effects import KeyMessage, KeyMessageToSend, KeyringInstalled
 from hacluster.core.ids import NodeName
-from hacluster.core.membership import KEY_MESSAGE
 from hacluster.shell.ipc import ApiError
 
 if TYPE_CHECKING:
@@ -275,9 +274,7 @@ class KeyRotation:
         method = fields.get("method") or ""
         if method not in AEAD_METHODS:
             return False, f"method {method!r} is not one of {', '.join(AEAD_METHODS)}"
-        core = self._daemon.core
-        assert core is not None
-        running = core.membership.keyring
+        running = self._daemon.view().keyring()
         if running.sign_index != old:
             return False, f"{node} sends with key {running.sign_index}, not {old}: finish that rotation first"
         try:
@@ -328,8 +325,7 @@ class KeyRotation:
         daemon = self._daemon
 
         def apply(now_ms: int) -> dict[str, Any]:
-            assert daemon.core is not None
-            daemon.execute(list(daemon.core.membership.set_keyring(keyring, reason, now_ms)))
+            daemon.submit(KeyringInstalled(keyring, reason), now_ms)
             daemon.config = daemon.config.model_copy(update={"keyring": keyring})
             return {}
 
@@ -339,8 +335,7 @@ class KeyRotation:
         daemon = self._daemon
 
         def apply(now_ms: int) -> dict[str, Any]:
-            assert daemon.core is not None
-            daemon.execute(list(daemon.core.membership.send_message(KEY_MESSAGE, pairs, now_ms)))
+            daemon.submit(KeyMessageToSend(pairs), now_ms)
             return {}
 
         await daemon.operate(apply)
@@ -359,9 +354,8 @@ class KeyRotation:
 
     def _plan(self, method: str, force: bool) -> tuple[KeyRing, str, int, list[str], list[str]]:
         daemon = self._daemon
-        core = daemon.core
-        assert core is not None
-        keyring = core.membership.keyring
+        view = daemon.view()
+        keyring = view.keyring()
         current = keyring.signing_key
         if not current.encrypts:
             raise ApiError(
@@ -373,9 +367,9 @@ class KeyRotation:
         method = method or current.method
         if method not in AEAD_METHODS:
             raise ApiError("BAD_REQUEST", f"method {method!r}: expected one of {', '.join(AEAD_METHODS)}")
-        if core.membership.state != "active":
-            raise ApiError("NOT_A_MEMBER", f"{daemon.node} is {core.membership.state}, not an active member")
-        members = [str(m) for m in core.membership.members() if m != daemon.node]
+        if view.membership_state() != "active":
+            raise ApiError("NOT_A_MEMBER", f"{daemon.node} is {view.membership_state()}, not an active member")
+        members = [str(m) for m in view.members() if m != daemon.node]
         absent = [n for n in daemon.config.nodes if n != daemon.node and n not in members]
         if absent and not force:
             raise ApiError(
@@ -384,7 +378,7 @@ class KeyRotation:
                 "only the retired key: such a node is never admitted again until its authkeys is "
                 "replaced by hand; bring it up first, or repeat with --force to lock it out",
             )
-        heartbeat = [m for m in members if not core.membership.peer_is_ours(NodeName(m))]
+        heartbeat = [m for m in members if not view.peer_is_ours(NodeName(m))]
         if heartbeat:
             raise ApiError(
                 "HEARTBEAT_MEMBER", f"{', '.join(heartbeat)} run Heartbeat, which has no encryption"

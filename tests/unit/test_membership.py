@@ -9,7 +9,9 @@ import pytest
 from hacluster.core import codec
 from hacluster.core.codec import KeyRing, Message
 from hacluster.core.effects import (
-    Effect,
+    MembershipEffect as Effect,
+)
+from hacluster.core.effects import (
     NodeStateChanged,
     Notice,
     PacketReceived,
