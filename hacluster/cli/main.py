@@ -13,7 +13,17 @@ from hacluster.cli import completion
 from hacluster.cli.client import CliError, resolve_socket
 from hacluster.cli.commands.common import Registry, Runner
 
-COMMAND_MODULES = ("status", "node", "resource", "stonith", "configure", "heartbeat", "history", "explain")
+COMMAND_MODULES = (
+    "status",
+    "node",
+    "resource",
+    "stonith",
+    "configure",
+    "cluster",
+    "heartbeat",
+    "history",
+    "explain",
+)
 """Modules of ``hacluster.cli.commands``, in the order ``hacrm --help`` lists their commands."""
 
 USAGE_CODES = frozenset(

@@ -48,6 +48,7 @@ from hacluster.config.values import (
     TIME_HINT,
     is_host,
     is_interface,
+    is_number,
     parse_bool,
     parse_time_ms,
 )
@@ -91,9 +92,6 @@ _ACCEPTED_NOT_ACTED: Final[dict[str, str]] = {
     "record_config_changes": "hacluster does not run Pacemaker",
     "record_pengine_inputs": "hacluster does not run Pacemaker",
     "enable_config_writes": "hacluster does not run Pacemaker",
-    "mcast6": "IPv6 media are not supported yet, so this line adds no link",
-    "ucast6": "IPv6 media are not supported yet, so this line adds no link",
-    "ping6": "IPv6 ping nodes are not supported yet, so this line adds no ping node",
 }
 
 _ONCE_KEY: Final[dict[str, str]] = {"pacemaker": "crm"}
@@ -296,7 +294,7 @@ class _HaCfParser:
         value = self._single(line, f"one of {rates}")
         if value is None:
             return
-        if not value.isdigit() or int(value) not in BAUD_RATES:
+        if not is_number(value) or int(value) not in BAUD_RATES:
             self.problems.append(line.problem(f"unsupported serial speed; expected one of {rates}"))
             return
         if self.serial_lines:
@@ -402,6 +400,87 @@ class _HaCfParser:
             )
         else:
             link.targets.append(peer)
+
+    # IPv6 media, as Heartbeat 3.0.6's ucast6, mcast6 and ping6 plugins read them: numeric
+    # addresses only (they resolve with AI_NUMERICHOST / inet_pton), ucast6 on the udpport.
+
+    def on_ucast6(self, line: Line) -> None:
+        self.media_lines += 1
+        self.udp_media.append(line)
+        usage = "expected: ucast6 <interface> <IPv6 address>, e.g. ucast6 eth0 fd00::2 (one line per peer)"
+        if len(line.values) != 2:
+            self.problems.append(
+                line.problem(f"takes an interface and one peer, got {len(line.values)}; {usage}")
+            )
+            return
+        interface, peer = line.values
+        ok = self._check_interface(line, interface)
+        address, _, scope = peer.partition("%")
+        try:
+            ip = ipaddress.IPv6Address(address)
+        except ValueError:
+            self.problems.append(line.problem(f"peer {peer!r} is not an IPv6 address; {usage}"))
+            return
+        if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+            kind = "multicast" if ip.is_multicast else "unspecified" if ip.is_unspecified else "loopback"
+            self.problems.append(
+                line.problem(f"peer {peer} is a {kind} address; give the peer's unicast address")
+            )
+            ok = False
+        if scope and scope != interface:
+            self.problems.append(
+                line.problem(
+                    f"scope %{scope} is not the interface {interface}; write {address}%{interface} or {address}"
+                )
+            )
+            ok = False
+        if not ok:
+            return
+        name = f"ucast6 {interface}"
+        target = ip.compressed + (f"%{interface}" if ip.is_link_local else "")
+        link = self.links.get(name)
+        if link is None:
+            self._add_link(_Link(name, "ucast6", interface, line, [target]))
+        elif target in link.targets:
+            self.warnings.append(
+                line.problem(f"peer {peer} is already listed for {link.name}; it counts once")
+            )
+        else:
+            link.targets.append(target)
+
+    def on_mcast6(self, line: Line) -> None:
+        self.media_lines += 1
+        usage = "expected: mcast6 <interface> <group> <port> <hops 0..4> <loop 0|1>, e.g. mcast6 eth0 ff12::1:2:3:4 694 1 0"
+        if len(line.values) != 5:
+            self.problems.append(line.problem(f"takes 5 values, got {len(line.values)}; {usage}"))
+            return
+        interface, group, port_text, hops_text, loop_text = line.values
+        ok = self._check_interface(line, interface)
+        problem = _mcast6_group_problem(group)
+        if problem is not None:
+            self.problems.append(line.problem(f"group {group}: {problem}; {usage}"))
+            ok = False
+        port = self._int_in(line, port_text, 1, 65535, what="port")
+        hops = self._int_in(line, hops_text, 0, 4, what="hops")
+        loop = self._int_in(line, loop_text, 0, 1, what="loop")
+        if ok and port is not None and hops is not None and loop is not None:
+            group = ipaddress.IPv6Address(group).compressed
+            self._add_link(
+                _Link(f"mcast6 {interface}", "mcast6", interface, line, [group], port, hops, bool(loop))
+            )
+
+    def on_ping6(self, line: Line) -> None:
+        if not line.values:
+            self.problems.append(line.problem("needs at least one IPv6 address, e.g. ping6 fd00::fe"))
+        for address in line.values:
+            try:
+                ip = ipaddress.IPv6Address(address)
+            except ValueError:
+                self.problems.append(
+                    line.problem(f"{address!r} is not an IPv6 address (ping6 takes numeric addresses only)")
+                )
+                continue
+            self._add_ping_node(line, ip.compressed, (ip.compressed,))
 
     def on_serial(self, line: Line) -> None:
         self.media_lines += 1
@@ -517,7 +596,7 @@ class _HaCfParser:
             self.problems.append(line.problem(str(exc)))
 
     def _int_in(self, line: Line, text: str, low: int, high: int, what: str | None = None) -> int | None:
-        if text.isdigit() and low <= int(text) <= high:
+        if is_number(text) and low <= int(text) <= high:
             return int(text)
         label = f"{what} {text}" if what else text
         self.problems.append(line.problem(f"{label} is out of range; expected a whole number {low}..{high}"))
@@ -538,7 +617,7 @@ class _HaCfParser:
             return
         try:
             # Heartbeat reads a plain number here as milliseconds, unlike the other times.
-            ms = int(value) if value.isdigit() else parse_time_ms(value)
+            ms = int(value) if is_number(value) else parse_time_ms(value)
         except ValueError:
             self.problems.append(line.problem("expected milliseconds, e.g. max_rexmit_delay 250"))
             return
@@ -700,12 +779,14 @@ class _HaCfParser:
         self._check_nodes()
         if not self.media_lines:
             self.problems.append(
-                f"{self.path}: no communication media: add at least one bcast, mcast, ucast or serial "
-                "line, e.g. bcast eth0"
+                f"{self.path}: no communication media: add at least one bcast, mcast, ucast, mcast6, ucast6 "
+                "or serial line, e.g. bcast eth0"
             )
         if "auto_failback" not in self.values and self.nice_failback is not None:
             self.values["auto_failback"] = self.nice_failback
-        udp_devices = {link.device for link in self.links.values() if link.kind != "serial"}
+        udp_devices = {
+            link.device for link in self.links.values() if link.kind in ("bcast", "mcast", "ucast")
+        }
         for interface, (_, line) in self.bind_addresses.items():
             if interface not in udp_devices:
                 self.problems.append(
@@ -762,7 +843,7 @@ class _HaCfParser:
         )
 
     def _bind_address(self, link: _Link) -> str:
-        if link.kind == "serial" or link.device not in self.bind_addresses:
+        if link.kind in ("serial", "ucast6", "mcast6") or link.device not in self.bind_addresses:
             return ""
         return self.bind_addresses[link.device][0]
 
@@ -886,6 +967,27 @@ class _HaCfParser:
             )
 
 
+def _mcast6_group_problem(group: str) -> str | None:
+    """Heartbeat's check of an mcast6 group: ff00::/8, flags 0 or transient, a useful scope.
+
+    Scopes 2 (link), 4 (admin), 5 (site) and 8 (organisation) are allowed; interface-local,
+    global and reserved scopes are not, nor a group of all zeros after the scope.
+    """
+    try:
+        packed = ipaddress.IPv6Address(group).packed
+    except ValueError:
+        return "not an IPv6 address"
+    if packed[0] != 0xFF:
+        return "not a multicast address (ff00::/8)"
+    if packed[1] & 0xE0:
+        return "flags other than transient (ff1x) are not allowed"
+    if packed[1] & 0x0F not in (0x2, 0x4, 0x5, 0x8):
+        return "scope must be link (ff02, ff12), admin (ff04), site (ff05) or organisation (ff08)"
+    if not any(packed[2:]):
+        return "a group of all zeros is reserved"
+    return None
+
+
 def _default_initdead_ms(deadtime_ms: int) -> int:
     """Heartbeat's rule, kept for compatibility even though 12 s is slow for fast clusters."""
     if deadtime_ms > 10_000:
@@ -916,6 +1018,9 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "udp": _HaCfParser.on_bcast,
     "mcast": _HaCfParser.on_mcast,
     "ucast": _HaCfParser.on_ucast,
+    "mcast6": _HaCfParser.on_mcast6,
+    "ucast6": _HaCfParser.on_ucast6,
+    "ping6": _HaCfParser.on_ping6,
     "serial": _HaCfParser.on_serial,
     "ping": _HaCfParser.on_ping,
     "ping_group": _HaCfParser.on_ping_group,

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from hacluster.config.values import is_number
 from hacluster.core.cib import ClusterConfig, Group, Location, Op, Primitive
 from hacluster.errors import ConfigError
 
@@ -262,7 +263,7 @@ def _ip_primitive(rsc_id: str, spec: str) -> Primitive:
     broadcast: str | None = None
     if len(fields) > 2 and fields[2]:
         # Heartbeat's rule: a third field starting with a digit is the broadcast, not the NIC.
-        if fields[2][0].isdigit():
+        if is_number(fields[2][0]):
             if len(fields) > 3:
                 raise _ResourceError(
                     f"{fields[2]!r} was read as the broadcast, so nothing may follow; {_IP_USAGE}"
@@ -290,7 +291,7 @@ def _ip_primitive(rsc_id: str, spec: str) -> Primitive:
 
 def _prefix_length(text: str, max_bits: int) -> str:
     """``24`` or a dotted netmask such as ``255.255.255.0``, as a prefix length."""
-    if text.isdigit() and int(text) <= max_bits:
+    if is_number(text) and int(text) <= max_bits:
         return str(int(text))
     try:
         return str(ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen)

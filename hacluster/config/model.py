@@ -35,8 +35,8 @@ class LinkConfig(BaseModel):
     model_config = _FROZEN
 
     name: str
-    """``bcast <if>``, ``mcast <if>``, ``ucast <if>`` or ``serial <dev>``."""
-    kind: Literal["bcast", "mcast", "ucast", "serial"]
+    """``bcast <if>``, ``mcast <if>``, ``ucast <if>``, ``mcast6 <if>``, ``ucast6 <if>`` or ``serial <dev>``."""
+    kind: Literal["bcast", "mcast", "ucast", "mcast6", "ucast6", "serial"]
     device: str
     targets: tuple[str, ...] = ()
     port: int = Field(default=DEFAULT_UDPPORT, ge=1, le=65535)

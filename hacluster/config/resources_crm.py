@@ -49,6 +49,7 @@ from hacluster.config.crm_model import (
     uname_rule_node,
 )
 from hacluster.config.features import MISSING
+from hacluster.config.values import is_number
 from hacluster.core.cib import (
     AGENT_CLASSES,
     OP_ROLES,
@@ -792,7 +793,7 @@ def _op(name: Token, pairs: list[tuple[Token, str]]) -> Op:
             name.line, f"op {name.text}: timeout must be more than 0; give e.g. timeout=20s"
         )
     depth_text = values.get("OCF_CHECK_LEVEL", "0")
-    if not depth_text.isdigit():
+    if not is_number(depth_text):
         raise _StatementError(
             name.line, f"op {name.text}: OCF_CHECK_LEVEL={depth_text!r}; expected 0, 10, 20 …"
         )

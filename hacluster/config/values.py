@@ -71,6 +71,12 @@ def is_host(text: str) -> bool:
     return True
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and "①", which ``int`` refuses
+    (found by bench/bench_fuzz.py, where such a value crashed the parsers)."""
+    return text.isascii() and text.isdigit()
+
+
 def is_interface(text: str) -> bool:
     """Linux interface names: at most 15 bytes, no slash (IFNAMSIZ)."""
     return 0 < len(text.encode()) <= 15 and "/" not in text

@@ -45,6 +45,7 @@ ORDER_KINDS: Final = ("Mandatory", "Optional", "Serialize")
 ON_FAIL_VALUES: Final = ("ignore", "block", "stop", "restart", "standby", "fence")
 OP_ROLES: Final = ("Started", "Stopped")
 TARGET_ROLES: Final = ("Started", "Stopped")
+MULTIPLE_ACTIVE_VALUES: Final = ("block", "stop_only", "stop_start", "stop_unexpected")
 
 PROPERTY_DEFAULTS: Final[dict[str, str]] = {
     "stonith-enabled": "true",
@@ -271,6 +272,17 @@ def is_agent_type(agent_class: str, agent_type: str) -> bool:
     return bool(agent_type) and "/" not in agent_type and not agent_type.startswith(".")
 
 
+def is_true(text: str | None) -> bool:
+    """A boolean attribute as the cluster acts on it: true only for one of ``parse_boolean``'s
+    true words.  Unset or malformed (``check()`` reports the latter) reads as false."""
+    if text is None:
+        return False
+    try:
+        return parse_boolean(text)
+    except ValueError:
+        return False
+
+
 def is_valid_id(text: str) -> bool:
     """An XML-ID-like name: a letter or ``_`` first, then letters, digits, ``_``, ``.``, ``-``."""
     return _ID_RE.match(text) is not None
@@ -456,6 +468,40 @@ class ClusterConfig:
 
     def is_stonith_enabled(self) -> bool:
         return _or_default(parse_boolean, self.property("stonith-enabled"), True)
+
+    def is_maintenance_mode(self) -> bool:
+        """``maintenance-mode``: the cluster starts, stops and monitors nothing."""
+        return is_true(self.property("maintenance-mode"))
+
+    def is_node_standby(self, node: str) -> bool:
+        return is_true(self.node_attribute(node, "standby"))
+
+    def is_node_in_maintenance(self, node: str) -> bool:
+        """The node attribute ``maintenance``: nothing is started, stopped or monitored there."""
+        return is_true(self.node_attribute(node, "maintenance"))
+
+    def is_resource_in_maintenance(self, rsc_id: str) -> bool:
+        """``meta maintenance=true`` (on it, its group or in ``rsc_defaults``)."""
+        return is_true(self.meta_of(rsc_id, "maintenance"))
+
+    def is_managed(self, rsc_id: str) -> bool:
+        """The cluster may start and stop ``rsc_id``: ``is-managed`` (default true) and not in
+        maintenance.  ``maintenance-mode`` and node maintenance are checked apart: they
+        apply to a node or the whole cluster, not to one resource."""
+        managed = _or_default(parse_boolean, self.meta_of(rsc_id, "is-managed"), True)
+        return managed and not self.is_resource_in_maintenance(rsc_id)
+
+    def no_quorum_policy(self) -> str:
+        """``stop``, ``freeze``, ``ignore`` or ``demote`` (lower case; malformed reads as stop)."""
+        policy = (self.property("no-quorum-policy") or "stop").strip().lower()
+        return policy if policy in ("stop", "freeze", "ignore", "demote") else "stop"
+
+    def multiple_active_of(self, rsc_id: str) -> str:
+        """What to do when ``rsc_id`` is found active on several nodes (Pacemaker's
+        ``multiple-active``): ``stop_start`` (the default), ``stop_only``, ``block`` or
+        ``stop_unexpected``."""
+        value = (self.meta_of(rsc_id, "multiple-active") or "stop_start").strip().lower()
+        return value if value in MULTIPLE_ACTIVE_VALUES else "stop_start"
 
     def target_role_of(self, rsc_id: str) -> str:
         """``Started`` or ``Stopped``."""
@@ -849,9 +895,21 @@ def unknown_property_hint(name: str) -> str | None:
     return f"is not a cluster option, so it has no effect on the cluster; {hint}(kept as written)"
 
 
+_UNSUPPORTED_PROPERTY_VALUES: Final[dict[tuple[str, str], str]] = {
+    ("no-quorum-policy", "suicide"): (
+        "it needs a node to fence itself (a watchdog), which hacluster cannot do yet; use stop: "
+        "a partition without quorum stops its resources and the partition with quorum fences it"
+    ),
+}
+"""Values Pacemaker defines that hacluster refuses rather than accept and not act on."""
+
+
 def _property_problems(properties: Pairs) -> Iterator[tuple[str, str]]:
     for name, value in properties:
-        if name in _PROPERTY_CHECKS:
+        unsupported = _UNSUPPORTED_PROPERTY_VALUES.get((name, value.strip().lower()))
+        if unsupported is not None:
+            yield f"property {name}", f"value {value!r} is not supported: {unsupported}"
+        elif name in _PROPERTY_CHECKS:
             check, expected = _PROPERTY_CHECKS[name]
             try:
                 check(value)

@@ -86,6 +86,7 @@ COMMANDS: Final[Mapping[str, Access]] = {
     "stonith_list": READ,
     "stonith_show": READ,
     "configure_show": READ,
+    "cluster_keys": READ,  # slots, methods and fingerprints; never a secret
     # history
     "history": READ,
     # explain: every one of these only computes an answer
@@ -108,6 +109,7 @@ COMMANDS: Final[Mapping[str, Access]] = {
     "resource_cleanup": CHANGE,
     "heartbeat_handover": CHANGE,
     "configure_load": CHANGE,
+    "cluster_rotate_key": CHANGE,  # writes every member's authkeys
     # acting outside the daemon
     "report": CHANGE,
     "stonith_test": CHANGE,

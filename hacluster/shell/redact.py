@@ -155,10 +155,10 @@ def known_secrets(daemon: Daemon) -> set[str]:
         if key.secret:
             secrets.add(key.secret.decode("utf-8", "replace"))
     if daemon.core is not None:
-        rm = daemon.core.rm
-        for primitive in rm.config.primitives:
+        view = daemon.view()
+        for primitive in view.config.primitives:
             secrets |= secret_values(primitive.params)
-        for device in rm.devices():
+        for device in view.devices():
             secrets |= secret_values(device.params)
             # cluster-glue plugins take positional arguments: any of them may be a password.
             for name, value in device.params:

@@ -70,7 +70,7 @@ async def write_report(daemon: Daemon, path: Path, since_ms: int | None) -> dict
         logfile=config.logfile,
         debugfile=config.debugfile,
         status=daemon.status(),
-        cib_fallback=daemon.core.rm.config.to_json(),
+        cib_fallback=daemon.view().config.to_json(),
         uname=await _uname(),
         since_ms=since_ms,
         secrets=known_secrets(daemon),

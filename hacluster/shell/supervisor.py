@@ -30,8 +30,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from hacluster.core.fencing import Fence, FenceFinished
-from hacluster.core.lrm import AgentFinished, RunAgent
+from hacluster.core.effects import AgentFinished, Fence, FenceFinished, RunAgent
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from asuser import daemon, need_root, run_as, shared_dir, spare_id
 from test_daemon_shell import write_single_node
 
 from hacluster.cli.client import CliError, request
-from hacluster.core.fencing import Fence, FenceDeviceSpec, FenceFinished
+from hacluster.core.effects import AgentFinished, Fence, FenceFinished, RunAgent
+from hacluster.core.fence_devices import FenceDeviceSpec
 from hacluster.core.ids import NodeName
-from hacluster.core.lrm import AgentFinished, RunAgent
 from hacluster.shell.supervisor import Supervisor, agent_failed, fence_failed
 
 RUN_AGENT = RunAgent(

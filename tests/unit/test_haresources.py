@@ -212,3 +212,9 @@ def test_renders_as_resources_crm_and_parses_back() -> None:
     cfg = _parse(REFERENCE + "hbr-n2 10.0.0.20/24/eth0:x/10.0.0.255 OCF::Dummy::one weird::a=b::--x::op\n")
     assert parse_resources_crm(render_resources_crm(cfg), "haresources") == cfg
     assert cfg.primitive("weird_1").args == ("a=b", "--x", "op")
+
+
+@pytest.mark.parametrize("line", ["n1 10.0.0.1/²", "n1 IPaddr::10.0.0.1/²/eth0"])
+def test_digits_that_are_not_ascii_are_refused_not_crashed_on(line: str) -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    assert _problems(line + "\n")

@@ -534,3 +534,9 @@ def test_parse_render_round_trip(cfg: ClusterConfig) -> None:
     assert cfg.check() == []
     text = render_resources_crm(cfg)
     assert parse_resources_crm(text, "gen.crm", epoch=cfg.epoch) == cfg
+
+
+def test_a_check_level_that_is_not_ascii_digits_is_refused_not_crashed_on() -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    [problem] = _problems("primitive d ocf:hacluster:Dummy op monitor interval=1s OCF_CHECK_LEVEL=²\n")
+    assert "OCF_CHECK_LEVEL='²'" in problem

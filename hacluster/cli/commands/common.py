@@ -22,6 +22,7 @@ GROUP_HELP = {
     "resource": "resource commands",
     "stonith": "fence devices",
     "configure": "the cluster configuration",
+    "cluster": "cluster-wide keys",
 }
 
 
