@@ -253,6 +253,29 @@ class ConfigAdopted:
     source: NodeName
 
 
+@dataclass(frozen=True, slots=True)
+class KeyMessage:
+    """An authentic, new ``hac_key`` message (cluster key rotation) for the shell.
+
+    The shell owns authkeys (a file), so membership hands these up instead of the resource
+    manager; ``hacluster/shell/keyrotation.py`` speaks the protocol.
+    """
+
+    src: NodeName
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        return field_value(self.fields, name)
+
+
+def field_value(fields: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The first value of field ``name``, as Heartbeat's lookups do; None when absent."""
+    for key, value in fields:
+        if key == name:
+            return value
+    return None
+
+
 Effect = (
     Send | SendPings | Notice | NodeStateChanged | Stopped | RunAgent | Fence | ConfigAdopted | KeyMessage
 )
@@ -276,29 +299,6 @@ class MessageDelivered:
 
     def get(self, name: str) -> str | None:
         return field_value(self.fields, name)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyMessage:
-    """An authentic, new ``hac_key`` message (cluster key rotation) for the shell.
-
-    The shell owns authkeys (a file), so membership hands these up instead of the resource
-    manager; ``hacluster/shell/keyrotation.py`` speaks the protocol.
-    """
-
-    src: NodeName
-    fields: tuple[tuple[str, str], ...]
-
-    def get(self, name: str) -> str | None:
-        return field_value(self.fields, name)
-
-
-def field_value(fields: tuple[tuple[str, str], ...], name: str) -> str | None:
-    """The first value of field ``name``, as Heartbeat's lookups do; None when absent."""
-    for key, value in fields:
-        if key == name:
-            return value
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,11 @@ async def cluster_rotate_key(daemon: Daemon, request: dict[str, Any]) -> dict[st
     timeout_ms = request.get("timeout_ms", TIMEOUT_MS_DEFAULT)
     if not isinstance(method, str):
         raise ApiError("BAD_REQUEST", f"method must be a string, got {method!r}")
-    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not 0 < timeout_ms <= TIMEOUT_MS_MAX:
+    if (
+        not isinstance(timeout_ms, int)
+        or isinstance(timeout_ms, bool)
+        or not 0 < timeout_ms <= TIMEOUT_MS_MAX
+    ):
         raise ApiError("BAD_REQUEST", f"timeout_ms must be 1..{TIMEOUT_MS_MAX}, got {timeout_ms!r}")
     return await daemon.key_rotation.rotate(
         method=method,

@@ -368,7 +368,9 @@ class KeyRotation:
         if method not in AEAD_METHODS:
             raise ApiError("BAD_REQUEST", f"method {method!r}: expected one of {', '.join(AEAD_METHODS)}")
         if view.membership_state() != "active":
-            raise ApiError("NOT_A_MEMBER", f"{daemon.node} is {view.membership_state()}, not an active member")
+            raise ApiError(
+                "NOT_A_MEMBER", f"{daemon.node} is {view.membership_state()}, not an active member"
+            )
         members = [str(m) for m in view.members() if m != daemon.node]
         absent = [n for n in daemon.config.nodes if n != daemon.node and n not in members]
         if absent and not force:
