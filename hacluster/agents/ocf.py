@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal
 
+from hacluster.core.cib import parse_boolean
+
 
 class OCFReturnCode(enum.IntEnum):
     """OCF exit codes (ocf-returncodes names, with Pacemaker 2.1's promoted spellings)."""
@@ -73,9 +75,6 @@ _DTD_ACTIONS: Final = frozenset(
         "validate-all",
     ]
 )
-
-_TRUE_WORDS: Final = frozenset(["1", "yes", "true", "on", "y"])
-_FALSE_WORDS: Final = frozenset(["0", "no", "false", "off", "n"])
 
 
 class AgentError(Exception):
@@ -184,11 +183,12 @@ class Context:
     def boolean(self, name: str) -> bool:
         """A boolean parameter in the usual OCF spellings (yes/no, true/false, 1/0, on/off)."""
         word = self.param(name).strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-        raise AgentError(RC.ERR_CONFIGURED, f"{name}={word!r} is not a boolean (use true or false)")
+        try:
+            return parse_boolean(word)
+        except ValueError:
+            raise AgentError(
+                RC.ERR_CONFIGURED, f"{name}={word!r} is not a boolean (use true or false)"
+            ) from None
 
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.param(name).strip()

@@ -35,8 +35,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from hacluster.config import LoadedConfig, load_config
-from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources, resource_dir
+from hacluster.config import LoadedConfig
+from hacluster.config.cluster import (
+    ResourceSource,
+    hacf_fence_devices,
+    load_cluster,
+    load_resources,
+    resource_dir,
+)
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import RmSettings
 from hacluster.core.effects import (
@@ -481,8 +487,7 @@ class Daemon:
         core = self.core
         assert core is not None
         try:
-            config = load_config(self.config.path, self.node)
-            resources = load_resources(config)
+            config, resources = load_cluster(self.config.path, self.node)
         except ConfigError as exc:
             for problem in exc.problems:
                 logger.error("config reload refused, keeping the running configuration: %s", problem)

@@ -89,7 +89,14 @@ def test_continuation_comments_whitespace_and_lower_case() -> None:
             (("ip", "10.0.0.10"), ("cidr_netmask", "24"), ("nic", "eth0"), ("broadcast", "10.0.0.255")),
         ),
         ("10.0.0.10/255.255.255.0", (("ip", "10.0.0.10"), ("cidr_netmask", "24"))),
-        ("10.0.0.10//eth1", (("ip", "10.0.0.10"), ("nic", "eth1"))),
+        (
+            "10.0.0.15//8/eth0:10",
+            (("ip", "10.0.0.15"), ("cidr_netmask", "8"), ("nic", "eth0"), ("iflabel", "10")),
+        ),
+        (
+            "IPaddr::192.168.60.200/24/eth0/",
+            (("ip", "192.168.60.200"), ("cidr_netmask", "24"), ("nic", "eth0")),
+        ),
         ("IPaddr::10.0.0.10/16", (("ip", "10.0.0.10"), ("cidr_netmask", "16"))),
         ("IPaddr2::10.0.0.10/24/eth0", (("ip", "10.0.0.10"), ("cidr_netmask", "24"), ("nic", "eth0"))),
     ],
