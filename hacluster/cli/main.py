@@ -1,4 +1,7 @@
-"""``hacrm`` entry point: parse, ask the daemon, render.  Exit 0 ok, 1 failure, 2 bad usage."""
+"""``hacrm`` entry point: parse, ask the daemon, render.
+
+Exit 0 ok, 1 failure, 2 bad usage, 4 not allowed (the caller may not run this command).
+"""
 
 from __future__ import annotations
 

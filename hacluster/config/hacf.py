@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +58,13 @@ _INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "rtprio": (1, 99),
 }
 
+_GROUP_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+"""A POSIX portable group name, as groupadd takes it (at most 32 characters)."""
+
 _ACCEPTED_NOT_ACTED: Final[dict[str, str]] = {
     "respawn": "hacluster does not start respawn clients",
     "failfast": "hacluster does not start failfast clients",
-    "apiauth": "hacluster's API socket is guarded by its file mode, not apiauth",
+    "apiauth": "hacluster's API checks each caller's uid and groups (root, haclient, api_readonly_group), not apiauth",
     "uuidfrom": "hacluster identifies nodes by name",
     "compression": "hacluster never compresses packets",
     "compression_threshold": "hacluster never compresses packets",
@@ -593,6 +597,22 @@ class _HaCfParser:
         if self._int_in(line, port_text, 1, 65535, what="port") is not None:
             self.values["metrics_listen"] = value
 
+    def on_api_readonly_group(self, line: Line) -> None:
+        """``api_readonly_group NAME``: members may read status, history and explain on the API
+        (hacluster.shell.access); whether the group exists is checked on each connection."""
+        value = self._single(line, "a group name")
+        if value is None:
+            return
+        if not _GROUP_NAME.fullmatch(value):
+            self.problems.append(
+                line.problem(
+                    f"{value!r} is not a group name (letters, digits, '_', '-', '.', not starting with "
+                    "a digit or '-'); e.g. api_readonly_group hareaders"
+                )
+            )
+            return
+        self.values["api_readonly_group"] = value
+
     def on_alert(self, line: Line) -> None:
         usage = "write alert /path/to/script [timeout=5s] [retries=3]"
         if not line.values or not line.values[0].startswith("/"):
@@ -850,6 +870,7 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "bind_address": _HaCfParser.on_bind_address,
     "metrics_listen": _HaCfParser.on_metrics_listen,
     "alert": _HaCfParser.on_alert,
+    "api_readonly_group": _HaCfParser.on_api_readonly_group,
     **dict.fromkeys(_ACCEPTED_NOT_ACTED, _HaCfParser.on_accepted),
 }
 

@@ -113,6 +113,8 @@ class LoadedConfig(BaseModel):
     metrics_listen: str | None = None
     """``ADDRESS:PORT`` of the Prometheus endpoint (``[v6]:PORT`` for IPv6); None: no endpoint."""
     alerts: tuple[AlertConfig, ...] = ()
+    api_readonly_group: str | None = None
+    """Group whose members may only read the API (status, history, explain); None: no such group."""
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""
     where: dict[str, str] = {}

@@ -19,13 +19,10 @@ from hacluster.fencing_agents.manual import DEFAULT_STATE_DIR as MANUAL_DEFAULT_
 from hacluster.fencing_agents.manual import confirm as manual_confirm
 from hacluster.shell.daemon import fence_device
 from hacluster.shell.ipc import ApiError, Handler
+from hacluster.shell.redact import hide_params
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
-
-
-def _secret(key: str) -> bool:
-    return any(word in key.lower() for word in ("passw", "secret", "key", "token"))
 
 
 def _arg(request: dict[str, Any], name: str) -> str:
@@ -174,7 +171,7 @@ def _core_handlers(daemon: Daemon) -> dict[str, Handler]:
                 "delay_base_ms": d.delay_base_ms,
                 "delay_max_ms": d.delay_max_ms,
                 "timeout_ms": d.timeout_ms,
-                "params": {k: ("***" if _secret(k) else v) for k, v in d.params},
+                "params": hide_params(d.params),
             }
             for d in core().rm.devices()
         ]

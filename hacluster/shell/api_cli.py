@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from hacluster.core import edits
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.lrm import LocalState
-from hacluster.shell.api import _secret
 from hacluster.shell.ipc import ApiError, Handler
+from hacluster.shell.redact import hide_params
 
 if TYPE_CHECKING:
     from hacluster.core.node import NodeCore
@@ -136,7 +136,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
                     "id": p.id,
                     "agent": p.agent,
                     "args": list(p.args),
-                    "params": {k: ("***" if _secret(k) else v) for k, v in p.params},
+                    "params": hide_params(p.params),
                     "meta": dict(p.meta),
                     "ops": [
                         {

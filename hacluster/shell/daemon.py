@@ -29,6 +29,7 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,6 +64,7 @@ from hacluster.shell.ipc import ApiError, ApiServer
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
 from hacluster.shell.status import status_document
+from hacluster.shell.supervisor import Supervisor, agent_failed, fence_failed
 
 if TYPE_CHECKING:
     from hacluster.shell.metrics import MetricsServer
@@ -179,7 +181,7 @@ class Daemon:
         self._spins = 0
         self._started_ms = now_ms()
         self._warnings: list[str] = list(config.warnings) + list(self.resources.warnings)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: Supervisor[QueueItem] = Supervisor(self._enqueue_result)
         self.generation = 0
         self.core: NodeCore | None = None
         self._api: ApiServer | None = None
@@ -233,9 +235,10 @@ class Daemon:
             if settings.ping_nodes:
                 self._ping = PingLink(settings.ping_nodes, self._on_ping_reply)
                 await self._ping.open()
+            from hacluster.shell.access import api_access
             from hacluster.shell.api import api_handlers
 
-            self._api = ApiServer(Path(config.api_socket), api_handlers(self))
+            self._api = ApiServer(Path(config.api_socket), api_handlers(self), api_access(self))
             await self._api.start()
             self.history.open()
             self.alerts.start()
@@ -327,7 +330,7 @@ class Daemon:
                     if effect.link is None or effect.link == link.name:
                         link.send(effect.data, effect.classic)
             elif isinstance(effect, RunAgent):
-                self.spawn(self._run_agent(effect))
+                self.spawn(self._run_agent(effect), failed=partial(agent_failed, effect))
             elif isinstance(effect, Notice):
                 fields = " ".join(f"{k}={v}" for k, v in effect.fields)
                 logger.log(
@@ -335,7 +338,7 @@ class Daemon:
                 )
                 self.history.record(effect)
             elif isinstance(effect, Fence):
-                self.spawn(self._run_fence(effect))
+                self.spawn(self._run_fence(effect), failed=partial(fence_failed, effect))
             elif isinstance(effect, ConfigAdopted):
                 warm_agent_imports(effect.config)
                 cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
@@ -349,12 +352,19 @@ class Daemon:
             else:  # pragma: no cover - the effect unions are closed
                 raise AssertionError(f"unknown effect {effect!r}")
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``work`` beside the driver; it is cancelled when the daemon closes."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def spawn(
+        self,
+        work: Coroutine[Any, Any, None],
+        *,
+        failed: Callable[[BaseException, int], QueueItem] | None = None,
+    ) -> asyncio.Task[None]:
+        """Run ``work`` beside the driver, supervised (``hacluster.shell.supervisor``): if it
+        raises, the error is logged and ``failed(exc, ran_ms)`` is queued as its result.  It is
+        cancelled when the daemon closes."""
+        return self._supervisor.spawn(work, failed=failed)
+
+    def _enqueue_result(self, item: QueueItem) -> None:
+        self._enqueue(item, must=True)
 
     async def _run_agent(self, request: RunAgent) -> None:
         primitive = request.primitive
@@ -486,8 +496,7 @@ class Daemon:
         if self._metrics is not None:
             await self._metrics.close()
         self.history.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await self._supervisor.aclose()
         for link in self._links.values():
             with contextlib.suppress(Exception):
                 await link.close()

@@ -736,3 +736,13 @@ def test_loaded_config_is_frozen(tmp_path: Path) -> None:
 
 def test_default_node_name_is_uname_lower_cased() -> None:
     assert default_node_name() == os.uname().nodename.lower()
+
+
+def test_api_readonly_group(tmp_path: Path) -> None:
+    assert load(tmp_path, BASE).api_readonly_group is None
+    assert load(tmp_path, BASE + "api_readonly_group hareaders\n").api_readonly_group == "hareaders"
+    assert problems(BASE + "api_readonly_group 9readers\n") == [
+        "ha.cf:3: api_readonly_group 9readers: '9readers' is not a group name (letters, digits, '_', '-', "
+        "'.', not starting with a digit or '-'); e.g. api_readonly_group hareaders"
+    ]
+    assert "takes exactly one value" in problems(BASE + "api_readonly_group a b\n")[0]
