@@ -77,6 +77,7 @@ from hacluster.agents.pgsql import (
     run_sql,
     start_server,
     stop_server,
+    wait_for_reaped,
 )
 
 logger = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ class PgReplicaAgent(Agent):
 
     def _join(self, ctx: Context, cfg: PgConfig, settings: Settings, state: _State) -> LocalStatus:
         """Start as a standby of the current primary (clone or rewind first as needed), or of no one."""
+        wait_for_reaped(cfg)  # pg_rewind's own recovery run needs the old postmaster gone too
         primary, status, _ = self._locate_primary(ctx, cfg, settings, state)
         if not has_cluster(cfg.pgdata):
             if primary is None:

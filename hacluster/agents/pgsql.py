@@ -245,7 +245,36 @@ def postmaster_pid(cfg: PgConfig) -> int | None:
     return pid
 
 
+ZOMBIE_WAIT_S: Final = 10
+
+
+def wait_for_reaped(cfg: PgConfig) -> None:
+    """Wait (at most ``ZOMBIE_WAIT_S``) while postmaster.pid names a zombie.
+
+    A killed postmaster stays a zombie until init reaps it, and while its pid exists the new
+    server refuses the socket lock file it left ("lock file … already exists").
+    """
+    try:
+        with open(os.path.join(cfg.pgdata, "postmaster.pid")) as f:
+            pid = int(f.readline().strip())
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + ZOMBIE_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return
+        if stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z":
+            return
+        time.sleep(POLL_S / 5)
+    logger.warning("the old postmaster is still a zombie pid=%d pgdata=%s", pid, cfg.pgdata)
+
+
 def remove_stale_pidfile(cfg: PgConfig) -> None:
+    """Remove postmaster.pid when no live postgres owns it (after waiting out a zombie owner)."""
+    wait_for_reaped(cfg)
     path = os.path.join(cfg.pgdata, "postmaster.pid")
     if os.path.exists(path) and postmaster_pid(cfg) is None:
         logger.warning("removing stale postmaster.pid pgdata=%s", cfg.pgdata)
