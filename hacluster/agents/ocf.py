@@ -111,10 +111,13 @@ class Action:
     timeout_ms: int
     interval_ms: int | None = None
     depth: int | None = None
+    role: str | None = None
+    """For promotable agents: the role this monitor is for (``Promoted``/``Unpromoted``)."""
 
     def __post_init__(self) -> None:
         assert self.name in _DTD_ACTIONS, f"action {self.name!r} is not in ra-api-1.dtd"
         assert self.timeout_ms > 0, self.timeout_ms
+        assert self.role in (None, "Promoted", "Unpromoted"), f"{self.name}: role {self.role!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,8 @@ _METHODS: Final = {
     "migrate_from": "migrate_from",
     "reload": "reload",
     "notify": "notify",
+    "promote": "promote",
+    "demote": "demote",
 }
 
 
@@ -294,6 +299,7 @@ class Agent(abc.ABC):
         for a in self.actions:
             extra = "" if a.interval_ms is None else f' interval="{_time_attr(a.interval_ms)}"'
             extra += "" if a.depth is None else f' depth="{a.depth}"'
+            extra += "" if a.role is None else f' role="{a.role}"'
             lines.append(f'<action name="{a.name}" timeout="{_time_attr(a.timeout_ms)}"{extra}/>')
         lines += ["</actions>", "</resource-agent>"]
         return "\n".join(lines)
