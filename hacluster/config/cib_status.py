@@ -47,6 +47,8 @@ from hacluster.core.lrm import (
     OCF_ERR_GENERIC,
     OCF_ERR_INSTALLED,
     OCF_ERR_PERM,
+    OCF_NOT_RUNNING,
+    RUNNING_RCS,
     TRANSITIONS,
     Action,
     Count,
@@ -102,6 +104,9 @@ class OpRecord:
     rc: int
     op_status: int
     exit_reason: str = ""
+    expected_rc: int | None = None
+    """The exit code the scheduler expected (third field of ``transition-key``); a monitor
+    for the Stopped role expects 7."""
 
     @property
     def is_probe(self) -> bool:
@@ -161,11 +166,14 @@ def status_of(root: ET.Element, path: str = "cib.xml") -> CibStatus:
     problems: list[str] = []
     nodes: dict[NodeName, NodeStatus] = {}
     history: dict[tuple[str, NodeName], tuple[OpRecord, ...]] = {}
+    unames = {n.get("id"): n.get("uname") for n in root.iterfind("configuration/nodes/node")}
     status = root.find("status")
     for state in status if status is not None else ():
         if state.tag != "node_state":
             continue
-        name = NodeName((state.get("uname") or state.get("id") or "").lower())
+        # A node_state names its node by uname, or only by the id of its <node> entry.
+        node_id = state.get("id")
+        name = NodeName((state.get("uname") or unames.get(node_id) or node_id or "").lower())
         if not name:
             problems.append(f"{path}: /cib/status/node_state has neither uname nor id")
             continue
@@ -184,7 +192,9 @@ def status_of(root: ET.Element, path: str = "cib.xml") -> CibStatus:
             rsc = resource.get("id", "")
             ops = []
             for op in resource.iterfind("lrm_rsc_op"):
-                record = _op_record(op, f"{path}: /cib/status/node_state[@uname={name}]/…/lrm_resource[@id={rsc}]")
+                record = _op_record(
+                    op, f"{path}: /cib/status/node_state[@uname={name}]/…/lrm_resource[@id={rsc}]"
+                )
                 if isinstance(record, str):
                     problems.append(record)
                 else:
@@ -227,7 +237,14 @@ def _op_record(op: ET.Element, where: str) -> OpRecord | str:
         rc=fields["rc-code"],
         op_status=fields["op-status"],
         exit_reason=op.get("exit-reason", ""),
+        expected_rc=_expected_rc(op.get("transition-key", "")),
     )
+
+
+def _expected_rc(key: str) -> int | None:
+    """``ACTION:TRANSITION:EXPECTED_RC:UUID`` → the expected rc, if it is there."""
+    parts = key.split(":")
+    return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
 
 
 # --- replaying a resource's history ---------------------------------------------------------------
@@ -252,6 +269,12 @@ def replay(ops: tuple[OpRecord, ...]) -> ResourceOnNode:
             state = _PENDING_STATE.get(op.operation, state)
             continue
         rc = _EXEC_RC.get(op.op_status, op.rc)
+        if action is Action.MONITOR and rc == OCF_NOT_RUNNING and op.expected_rc == OCF_NOT_RUNNING:
+            state = LocalState.STOPPED  # a monitor for the Stopped role found it stopped, as it should
+            continue
+        if action is Action.MONITOR and op.expected_rc == OCF_NOT_RUNNING and rc in RUNNING_RCS:
+            state = LocalState.FAILED  # ... or found it running where it must not run
+            continue
         step = TRANSITIONS[(_BEFORE[action], action)][rc_class(action, rc, op.op_status == EXEC_TIMEOUT)]
         state = step.state
         banned_here |= step.count in (Count.BAN_HERE, Count.BAN_UNTIL_CLEANUP, Count.BAN_EVERYWHERE)
@@ -307,7 +330,10 @@ def observe(config: ClusterConfig, status: CibStatus) -> Observed:
     nodes = tuple(dict.fromkeys([*configured, *status.nodes]))
     fencing = config.is_stonith_enabled()
     startup_fencing = is_true(config.property("startup-fencing", "true"))
-    members, unclean, clean, leaving = set(), set(), set(), set()
+    members: set[NodeName] = set()
+    unclean: set[NodeName] = set()
+    clean: set[NodeName] = set()
+    leaving: set[NodeName] = set()
     for node in nodes:
         ns = status.nodes.get(node)
         if ns is None:

@@ -104,7 +104,7 @@ def _remote(cib: ET.Element) -> bool:
     for primitive in configuration.iterfind(".//primitive"):
         if primitive.get("type") == "remote" and primitive.get("provider") == "pacemaker":
             return True
-        if _meta(primitive, "remote-node") or _meta(primitive, "container"):
+        if _meta(primitive, "remote-node"):
             return True
     status = cib.find("status")
     return status is not None and any(
@@ -145,7 +145,11 @@ def _failure_timeout(cib: ET.Element) -> bool:
     configuration = _config(cib)
     return any(
         _meta(e, "failure-timeout") not in (None, "0")
-        for e in [*configuration.iterfind(".//primitive"), *configuration.iterfind(".//group"), *configuration.iterfind("rsc_defaults")]
+        for e in [
+            *configuration.iterfind(".//primitive"),
+            *configuration.iterfind(".//group"),
+            *configuration.iterfind("rsc_defaults"),
+        ]
     )
 
 
@@ -164,11 +168,26 @@ def _property_is(name: str, *values: str) -> Callable[[ET.Element], bool]:
 FEATURES: Final[tuple[Feature, ...]] = (
     Feature("clone", "clones", False, _clone),
     Feature("promotable", "promotable clones (master/slave)", False, _promotable),
-    Feature("roles", "roles in constraints and operations (Promoted/Unpromoted, promote/demote)", False, _roles),
+    Feature(
+        "roles", "roles in constraints and operations (Promoted/Unpromoted, promote/demote)", False, _roles
+    ),
     Feature("rules", "location rules (other than one #uname eq NODE)", False, _location_rules),
-    Feature("attribute-rules", "rules inside attribute sets", False, lambda c: any(_any(c, f".//{t}/rule") for t in ("instance_attributes", "meta_attributes", "cluster_property_set", "utilization"))),
+    Feature(
+        "attribute-rules",
+        "rules inside attribute sets",
+        False,
+        lambda c: any(
+            _any(c, f".//{t}/rule")
+            for t in ("instance_attributes", "meta_attributes", "cluster_property_set", "utilization")
+        ),
+    ),
     Feature("date-expressions", "date expressions", False, lambda c: _any(c, ".//date_expression")),
-    Feature("resource-sets", "resource sets in constraints", False, lambda c: _any(c, "constraints/*/resource_set")),
+    Feature(
+        "resource-sets",
+        "resource sets in constraints",
+        False,
+        lambda c: _any(c, "constraints/*/resource_set"),
+    ),
     Feature("tickets", "tickets (rsc_ticket)", False, lambda c: _any(c, "constraints/rsc_ticket")),
     Feature("bundles", "bundles (containers)", False, lambda c: _any(c, "resources//bundle")),
     Feature(
@@ -207,6 +226,12 @@ FEATURES: Final[tuple[Feature, ...]] = (
         False,
         lambda c: (_property(c, "node-health-strategy") or "none") != "none",
     ),
+    Feature(
+        "node-pending-timeout",
+        "node-pending-timeout (fencing a node that never finishes joining)",
+        False,
+        lambda c: (_property(c, "node-pending-timeout") or "0") not in ("0", "0s"),
+    ),
     Feature("shutdown-lock", "shutdown-lock", False, _property_is("shutdown-lock", "true", "yes", "1")),
     Feature(
         "no-quorum-suicide",
@@ -219,6 +244,21 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "the terminate node attribute",
         False,
         lambda c: any(nv.get("name") == "terminate" for nv in c.iterfind("status//nvpair")),
+    ),
+    Feature(
+        "container",
+        "meta container= (a member's failure restarts its container)",
+        False,
+        lambda c: any(_meta(e, "container") for e in _config(c).iterfind("resources//*[meta_attributes]")),
+    ),
+    Feature(
+        "colocation-node-attribute",
+        "colocation by node attribute (node-attribute= other than #uname)",
+        False,
+        lambda c: any(
+            (co.get("node-attribute") or "#uname") != "#uname"
+            for co in _config(c).iterfind("constraints/rsc_colocation")
+        ),
     ),
     Feature("on-fail", "on-fail other than restart", True, _on_fail),
     Feature(

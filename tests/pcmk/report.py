@@ -50,7 +50,7 @@ def render_counts() -> str:
             only[o.unsupported[0]] += 1
     for key, count in sorted(uses.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"| `{key}` | {count} | {only[key]} | {BY_KEY[key].what} |")
-    refused = sorted(o for o in outcomes if o.refused is not None and not o.unsupported)
+    refused = [o for o in outcomes if o.refused is not None and not o.unsupported]
     lines += [
         "",
         f"Refused by the importer although no listed feature is used ({len(refused)}):",
@@ -65,10 +65,13 @@ def render_counts() -> str:
     categories = collections.Counter(entry["category"] for entry in known.values())
     for category, count in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"| `{category}` | {count} |")
-    lines += ["", "Deliberate differences by category:", "", "| category | cases |", "|---|---|"]
-    for category, count in sorted(
-        collections.Counter(e["category"] for e in deliberate.values()).items(), key=lambda kv: (-kv[1], kv[0])
-    ):
+    lines += ["", "Deliberate differences by category:", ""]
+    chosen = collections.Counter(e["category"] for e in deliberate.values())
+    if not chosen:
+        lines.append("None listed per case (the differences that apply to every case are below).")
+    else:
+        lines += ["| category | cases |", "|---|---|"]
+    for category, count in sorted(chosen.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"| `{category}` | {count} |")
     return "\n".join(lines) + "\n"
 
