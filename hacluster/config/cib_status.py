@@ -425,9 +425,19 @@ SNAPSHOT_ATTRIBUTES: Final = ("standby", "maintenance")
 reach rules once node attributes are a placement input."""
 
 
-def snapshot_of(config: ClusterConfig, status: CibStatus) -> ClusterSnapshot:
-    """The view ``dc.plan_for`` and ``simulate.predict`` decide from, for a CIB's status."""
+def snapshot_of(
+    config: ClusterConfig, status: CibStatus, cloned: Mapping[str, bool] | None = None
+) -> ClusterSnapshot:
+    """The view ``dc.plan_for`` and ``simulate.predict`` decide from, for a CIB's status.
+
+    ``cloned``: cloned primitive id → whether its clone is globally unique; their history is
+    renamed to instances (``instance_states``).
+    """
     seen = observe(config, status)
+    observed: Mapping[str, Mapping[NodeName, LocalState]] = seen.observed
+    failcounts = seen.failcounts
+    if cloned:
+        observed, failcounts = instance_states(seen.nodes, seen.observed, seen.failcounts, cloned)
     for node, attributes in seen.node_attributes.items():
         for name, value in attributes:
             if name in SNAPSHOT_ATTRIBUTES:
@@ -436,11 +446,64 @@ def snapshot_of(config: ClusterConfig, status: CibStatus) -> ClusterSnapshot:
         config=config,
         nodes=seen.nodes,
         members=seen.members,
-        observed=seen.observed,
-        failcounts=seen.failcounts,
+        observed=observed,
+        failcounts=failcounts,
         banned_everywhere=seen.banned_everywhere,
         clean_exits=seen.clean_exits,
         unclean=seen.unclean,
         leaving=seen.leaving,
         has_quorum=status.has_quorum,
     )
+
+
+_ACTIVITY: Final = {
+    LocalState.BLOCKED: 5,
+    LocalState.FAILED: 4,
+    LocalState.STOPPING: 3,
+    LocalState.STARTING: 2,
+    LocalState.STARTED: 1,
+}
+"""When a node's history holds several records of one anonymous clone, the one that says the
+most about what may run there wins (a failed stop over a failure over a running copy)."""
+
+
+def instance_states(
+    nodes: tuple[NodeName, ...],
+    observed: Mapping[str, Mapping[NodeName, LocalState]],
+    failcounts: Mapping[tuple[str, NodeName], int],
+    cloned: Mapping[str, bool],
+) -> tuple[dict[str, dict[NodeName, LocalState]], dict[tuple[str, NodeName], int]]:
+    """History of cloned primitives renamed to instances (``CHILD:N``), as the core keys them.
+
+    A globally unique clone's instances are distinct resources, and its history already names
+    them (``d:3``; a bare ``d`` is ``d:0``).  An anonymous clone's instances are
+    interchangeable: Pacemaker records it as ``d`` or as any ``d:N``, so on each node all of
+    them are one copy, and the copies are numbered ``d:0``, ``d:1`` … in node order.  A fail
+    count follows the copy on its node (on a node without one, it stays on the clone's child).
+    """
+    out: dict[str, dict[NodeName, LocalState]] = {}
+    anonymous: dict[str, dict[NodeName, LocalState]] = {}
+    for rsc, states in observed.items():
+        base, _, index = rsc.partition(":")
+        if base not in cloned:
+            out[rsc] = dict(states)
+        elif cloned[base]:
+            into = out.setdefault(f"{base}:{index or 0}", {})
+            into.update(states)
+        else:
+            merged = anonymous.setdefault(base, {})
+            for node, state in states.items():
+                if _ACTIVITY.get(state, 0) >= _ACTIVITY.get(merged.get(node, LocalState.UNKNOWN), 0):
+                    merged[node] = state
+    copy_of: dict[tuple[str, NodeName], str] = {}
+    for base, states in anonymous.items():
+        active = [n for n in nodes if n in states and states[n] in _ACTIVITY]
+        for number, node in enumerate(active):
+            copy_of[(base, node)] = f"{base}:{number}"
+            out[f"{base}:{number}"] = {node: states[node]}
+    counts: dict[tuple[str, NodeName], int] = {}
+    for (rsc, node), count in failcounts.items():
+        base = rsc.partition(":")[0]
+        key = (copy_of.get((base, node), rsc), node) if base in cloned and not cloned[base] else (rsc, node)
+        counts[key] = max(counts.get(key, 0), count)
+    return out, counts

@@ -9,6 +9,7 @@ from hacluster.config.cib_status import (
     EXEC_TIMEOUT,
     NodeStatus,
     OpRecord,
+    instance_states,
     node_kind,
     read_status,
     replay,
@@ -175,3 +176,24 @@ def test_pacemaker_3_fencing_enabled_is_read() -> None:
     off = parse_cib_xml(CIB.format(status="", fencing="false"))
     assert on.is_stonith_enabled()
     assert not off.is_stonith_enabled()
+
+
+def test_anonymous_clone_history_becomes_one_numbered_copy_per_node() -> None:
+    n1, n2, n3 = NodeName("n1"), NodeName("n2"), NodeName("n3")
+    observed = {
+        "d": {n1: LocalState.STARTED, n3: LocalState.STOPPED},
+        "d:4": {n1: LocalState.FAILED, n2: LocalState.STARTED},
+        "u:2": {n2: LocalState.STARTED},
+        "u": {n3: LocalState.STARTED},
+        "ip": {n1: LocalState.STARTED},
+    }
+    failcounts = {("d", n1): 2, ("d", n3): 1, ("u:2", n2): 1}
+    states, counts = instance_states((n1, n2, n3), observed, failcounts, {"d": False, "u": True})
+    assert states == {
+        "d:0": {n1: LocalState.FAILED},  # the failed record wins over the running one
+        "d:1": {n2: LocalState.STARTED},
+        "u:2": {n2: LocalState.STARTED},
+        "u:0": {n3: LocalState.STARTED},
+        "ip": {n1: LocalState.STARTED},
+    }
+    assert counts == {("d:0", n1): 2, ("d", n3): 1, ("u:2", n2): 1}
