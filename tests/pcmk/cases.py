@@ -141,6 +141,8 @@ def _state_pairs(state: str) -> set[tuple[str, str]]:
 class Ours:
     placement: Placement
     fenced: frozenset[str]
+    clones: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """As ``Expected.clones``: clone id → sorted (role, node) of its active instances."""
 
 
 _ACTIVE: Final = {
@@ -155,7 +157,7 @@ _ACTIVE: Final = {
 def run_ours(xml_text: str, root: ET.Element, name: str) -> Ours:
     """Our scheduler's answer for one case (module docstring, step 2)."""
     config = parse_cib_xml(xml_text, f"{name}.xml")
-    snapshot = snapshot_of(config, status_of(root, f"{name}.xml"))
+    snapshot = snapshot_of(config, status_of(root, f"{name}.xml"), _cloned(config))
     devices = {p.id for p in config.primitives if p.agent_class == "stonith"}
     where: dict[str, dict[NodeName, str]] = {}
     for rsc, states in snapshot.observed.items():
@@ -181,7 +183,28 @@ def run_ours(xml_text: str, root: ET.Element, name: str) -> Ours:
         for rsc, nodes in where.items()
         if rsc not in devices
     }
-    return Ours({r: p for r, p in placement.items() if p}, frozenset(fenced))
+    clones: dict[str, list[tuple[str, str]]] = {}
+    clone_of = getattr(config, "clone_of", None)  # clones8's model (ClusterConfig.clone_of)
+    for rsc in list(placement):
+        clone = clone_of(rsc) if clone_of is not None else None
+        if clone is not None:
+            clones.setdefault(clone.id, []).extend((role, n) for n, role in placement.pop(rsc))
+    return Ours(
+        {r: p for r, p in placement.items() if p},
+        frozenset(fenced),
+        {c: tuple(sorted(pairs)) for c, pairs in clones.items() if pairs},
+    )
+
+
+def _cloned(config: object) -> dict[str, bool]:
+    """Cloned primitive → globally unique, once the model has clones (clones8: ``Clone``,
+    ``clone_settings``, ``clone_members``); empty before."""
+    out: dict[str, bool] = {}
+    for clone in getattr(config, "clones", ()):
+        settings = config.clone_settings(clone.id, 1)  # type: ignore[attr-defined]
+        for member in config.clone_members(clone.id):  # type: ignore[attr-defined]
+            out[member] = settings.globally_unique
+    return out
 
 
 # --- one case, classified and compared --------------------------------------------------------------
@@ -222,6 +245,13 @@ def compare(expected: Expected, ours: Ours) -> tuple[str, ...]:
             theirs, mine = (frozenset((n, "Active") for n, _ in pairs) for pairs in (theirs, mine))
         if theirs != mine:
             out.append(f"{rsc}: Pacemaker {_fmt(theirs)}; we {_fmt(mine)}")
+    for clone in sorted(set(expected.clones) | set(ours.clones)):
+        theirs_c, mine_c = expected.clones.get(clone, ()), ours.clones.get(clone, ())
+        if theirs_c != mine_c:
+            out.append(
+                f"{clone}: Pacemaker {', '.join(f'{r} {n}' for r, n in theirs_c) or 'stopped'}; "
+                f"we {', '.join(f'{r} {n}' for r, n in mine_c) or 'stopped'}"
+            )
     if expected.fenced != ours.fenced:
         out.append(
             f"fenced: Pacemaker {', '.join(sorted(expected.fenced)) or 'none'}; "
