@@ -23,15 +23,17 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
 from hacluster.config.cib_status import snapshot_of, status_of
 from hacluster.config.cib_xml import parse_cib_xml
+from hacluster.core.dc import plan_for
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
 from hacluster.core.simulate import Fence, Move, Recover, Restart, Start, Stop, predict
+from hacluster.core.snapshot import ClusterSnapshot
 from hacluster.errors import ConfigError
 from tests.pcmk.features import unsupported_of
 
@@ -177,9 +179,10 @@ def run_ours(xml_text: str, root: ET.Element, name: str) -> Ours:
             where.setdefault(action.rsc, {})[action.to_node] = "Started"
         elif isinstance(action, Start | Recover | Restart):
             where.setdefault(action.rsc, {})[action.node] = "Started"
-    gone = snapshot.trusted_down()
+    gone = snapshot.trusted_down() | fenced
+    roles = _final_roles(snapshot, where, frozenset(NodeName(n) for n in gone))
     placement = {
-        rsc: frozenset((n, role) for n, role in nodes.items() if n not in gone)
+        rsc: frozenset((n, roles.get((rsc, n), role)) for n, role in nodes.items() if n not in gone)
         for rsc, nodes in where.items()
         if rsc not in devices
     }
@@ -194,6 +197,28 @@ def run_ours(xml_text: str, root: ET.Element, name: str) -> Ours:
         frozenset(fenced),
         {c: tuple(sorted(pairs)) for c, pairs in clones.items() if pairs},
     )
+
+
+def _final_roles(
+    snapshot: ClusterSnapshot, where: Mapping[str, Mapping[NodeName, str]], gone: frozenset[NodeName]
+) -> dict[tuple[str, NodeName], str]:
+    """The role of each running resource at rest: the DC's plan for the final state names it
+    (``Plan.roles``; the simulator's actions carry no promote or demote)."""
+    if not any(snapshot.config.is_promotable(r) for r in where if hasattr(snapshot.config, "is_promotable")):
+        return {}
+    observed = {
+        rsc: {n: LocalState.STARTED if role == "Started" else LocalState.FAILED for n, role in nodes.items()}
+        for rsc, nodes in where.items()
+    }
+    final = replace(
+        snapshot, observed=observed, members=snapshot.members - gone, fenced=snapshot.fenced | gone
+    )
+    plan = plan_for(final)
+    return {
+        (rsc, node): str(plan.role_of(rsc))
+        for rsc, node in plan.assignment.items()
+        if node is not None and where.get(rsc, {}).get(node) == "Started"
+    }
 
 
 def _cloned(config: object) -> dict[str, bool]:
