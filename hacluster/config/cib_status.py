@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from hacluster.config.cib_xml import _parse_xml
-from hacluster.core.cib import INFINITY, ClusterConfig, Pairs, is_true, parse_boolean
+from hacluster.core.cib import INFINITY, ClusterConfig, Pairs, is_true
 from hacluster.core.edits import set_node_attribute
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import (
@@ -203,7 +203,7 @@ def status_of(root: ET.Element, path: str = "cib.xml") -> CibStatus:
     if problems:
         raise ConfigError(problems)
     quorum = root.get("have-quorum", "1")
-    return CibStatus(nodes, history, has_quorum=quorum == "1" or _boolean(quorum))
+    return CibStatus(nodes, history, has_quorum=quorum == "1" or is_true(quorum))
 
 
 def _is_up(value: str | None, word: str) -> bool:
@@ -212,13 +212,6 @@ def _is_up(value: str | None, word: str) -> bool:
         return False
     value = value.strip().lower()
     return value == word or (value.isdigit() and int(value) > 0)
-
-
-def _boolean(text: str) -> bool:
-    try:
-        return parse_boolean(text)
-    except ValueError:
-        return False
 
 
 def _op_record(op: ET.Element, where: str) -> OpRecord | str:

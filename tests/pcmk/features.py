@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hacluster.config.crm_model import uname_rule_node
+from hacluster.core.cib import is_true
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +45,6 @@ def _any(cib: ET.Element, path: str) -> bool:
     return _config(cib).find(path) is not None
 
 
-def _is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "yes", "1", "on", "y")
-
-
 def _property(cib: ET.Element, name: str) -> str | None:
     for nvpair in _config(cib).iterfind("crm_config/cluster_property_set/nvpair"):
         if nvpair.get("name") == name:
@@ -57,11 +54,11 @@ def _property(cib: ET.Element, name: str) -> str | None:
 
 def _promotable(cib: ET.Element) -> bool:
     clones = _config(cib).iterfind(".//clone")
-    return _any(cib, ".//master") or any(_is_true(_meta(c, "promotable")) for c in clones)
+    return _any(cib, ".//master") or any(is_true(_meta(c, "promotable")) for c in clones)
 
 
 def _clone(cib: ET.Element) -> bool:
-    return any(not _is_true(_meta(c, "promotable")) for c in _config(cib).iterfind("resources//clone"))
+    return any(not is_true(_meta(c, "promotable")) for c in _config(cib).iterfind("resources//clone"))
 
 
 def _location_rules(cib: ET.Element) -> bool:
@@ -127,7 +124,7 @@ def _on_fail(cib: ET.Element) -> bool:
 
 def _group_unordered(cib: ET.Element) -> bool:
     return any(
-        _meta(g, k) is not None and not _is_true(_meta(g, k))
+        _meta(g, k) is not None and not is_true(_meta(g, k))
         for g in _config(cib).iterfind("resources/group")
         for k in ("ordered", "collocated")
     )
@@ -232,7 +229,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         False,
         lambda c: (_property(c, "node-pending-timeout") or "0") not in ("0", "0s"),
     ),
-    Feature("shutdown-lock", "shutdown-lock", False, _property_is("shutdown-lock", "true", "yes", "1")),
+    Feature("shutdown-lock", "shutdown-lock", False, lambda c: is_true(_property(c, "shutdown-lock"))),
     Feature(
         "no-quorum-suicide",
         "no-quorum-policy=suicide",
@@ -265,7 +262,9 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "asymmetric",
         "symmetric-cluster=false (opt-in clusters)",
         True,
-        _property_is("symmetric-cluster", "false", "no", "0", "off", "n"),
+        lambda c: (
+            _property(c, "symmetric-cluster") is not None and not is_true(_property(c, "symmetric-cluster"))
+        ),
     ),
 )
 """Every feature the classifier knows; ``supported`` is the one switch per feature."""

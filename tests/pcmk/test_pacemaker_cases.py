@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import pytest
 
+from hacluster.core.ids import NodeName
 from tests.pcmk.cases import (
     CORPUS,
     DELIBERATE_FILE,
     KNOWN_FILE,
+    Ours,
     Outcome,
     case_names,
+    compare,
     load_list,
     outcome,
+    parse_summary,
 )
 from tests.pcmk.report import DOCS, render_counts, section_of
 
@@ -77,3 +81,56 @@ def test_docs_counts_are_current() -> None:
     assert written == render_counts(), (
         "docs/pacemaker-cases.md is out of date: run `.venv/bin/python -m tests.pcmk.report --write`"
     )
+
+
+SUMMARY = """Current cluster status:
+  * Node List:
+    * Online: [ n1 n2 ]
+
+Transition Summary:
+  * Fence (reboot) N3 'peer is no longer part of the cluster'
+  * Fence (on) n1 'required by unfencing'
+  * Move       ip      ( n1 -> n2 )
+
+Executing Cluster Transition:
+  * Resource action: ip              stop on n1
+
+Revised Cluster Status:
+  * Node List:
+    * Online: [ n1 n2 ]
+
+  * Full List of Resources:
+    * Fencing\t(stonith:fence_xvm):\t Started n1
+    * ip\t(ocf:heartbeat:IPaddr2):\t Started n2
+    * Resource Group: g:
+      * fs\t(ocf:heartbeat:Filesystem):\t FAILED n1 (blocked)
+      * db\t(ocf:heartbeat:pgsql):\t Stopped (disabled)
+    * multi\t(ocf:pacemaker:Dummy):\t FAILED (unmanaged) [ n1 n2 ]
+    * old\t(ocf:pacemaker:Dummy):\t ORPHANED Started n1
+    * Clone Set: ms [stateful] (promotable):
+      * Promoted: [ n1 ]
+      * Unpromoted: [ n2 ]
+    * Clone Set: u [child] (unique):
+      * child:0\t(ocf:pacemaker:Dummy):\t Started n2
+"""
+
+
+def test_the_summary_parser_reads_every_kind_of_line() -> None:
+    expected = parse_summary(SUMMARY)
+    assert expected.fenced == {"n3"}  # unfencing (on) is not a fence
+    assert expected.placement == {
+        "ip": {("n2", "Started")},
+        "fs": {("n1", "Failed")},
+        "multi": {("n1", "Failed"), ("n2", "Failed")},
+        "old": {("n1", "Started")},
+    }
+    assert expected.clones == {"ms": (("Promoted", "n1"), ("Unpromoted", "n2")), "u": (("Started", "n2"),)}
+
+
+def test_a_difference_says_what_pacemaker_does_and_what_we_do() -> None:
+    expected = parse_summary(SUMMARY)
+    ours = Ours({"ip": frozenset({(NodeName("n1"), "Started")})}, frozenset())
+    lines = compare(expected, ours)
+    assert "ip: Pacemaker Started n2; we Started n1" in lines
+    assert "fs: Pacemaker Failed n1; we stopped" in lines
+    assert "fenced: Pacemaker n3; we none" in lines
