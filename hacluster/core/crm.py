@@ -646,7 +646,7 @@ class ResourceManager:
                 out += self.fencing.cancel(
                     target, "it is a member again and nothing of it is blocked any more"
                 )
-        delay = self._request_delay_ms()
+        delay = self._request_delay_ms(now_ms)
         for target, reason in sorted(wanted.items()):
             if target in self.fencing.fenced or target in self.fencing.pending():
                 continue
@@ -670,14 +670,14 @@ class ResourceManager:
         """
         if not self._must_fence() or not self.has_quorum():
             return
-        delay = self._request_delay_ms()
+        delay = self._request_delay_ms(now_ms)
         for target in sorted(self._suspects):
             if target in self.fencing.fenced or target in self.fencing.pending():
                 continue
             reason = "it came back with the same generation after being declared dead"
             out += self.fencing.request(target, reason, self.config, self.devices(), delay, now_ms)
 
-    def _request_delay_ms(self) -> int:
+    def _request_delay_ms(self, now_ms: int) -> int:
         """How long to wait before fencing a node we just lost.
 
         Two nodes: the one running resources fences at once, the other waits
@@ -691,6 +691,12 @@ class ResourceManager:
         delay = 0 if runs_something else self._fencing_delay_ms()
         if len(self._s.nodes) > 2:
             delay = max(delay, self._s.fencing_delay_ms)
+        if self._hold_until_ms is not None:
+            # Just back from a freeze longer than the dead time (``on_resumed``): the peer that
+            # declared us dead is already counting down to fence us, and what we run is being
+            # stopped.  Wait out the hold, so the frozen node never shoots the healthy one; a
+            # peer that really died is fenced that much later.
+            delay = max(delay, self._hold_until_ms - now_ms)
         return delay
 
     def _fencing_delay_ms(self) -> int:

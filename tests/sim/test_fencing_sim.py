@@ -113,6 +113,24 @@ def test_pause_of_the_holder(sim_seed: int, pause_ms: int) -> None:
         _assert_group_on(sim, "b" if holder == "a" else "a")
 
 
+def test_a_holder_frozen_past_the_dead_time_is_the_one_fenced(sweep_seed: int) -> None:
+    """However long the freeze: the frozen node, back, never shoots the peer that declared it
+    dead.  (Found while distilling the campaign's fencing fixes: with a pause ending just as
+    the peer's delayed fence fired, the frozen node, still "running" what it was about to
+    stop, fenced the healthy peer at once, in about half of the seeds; the two fixed seeds of
+    test_pause_of_the_holder happened to miss it.)"""
+    rng = random.Random(sweep_seed)
+    sim = FenceSim(sweep_seed)
+    holder = settle_started(sim, "app", 10_000)
+    sim.run_for(rng.randint(0, 1_000))
+    sim.pause(holder, rng.randint(600, 1_500))
+    sim.run_for(5_000)
+    # Only the frozen node is ever shot (sometimes twice: its last packets, sent as it woke,
+    # may reach the peer after the fence and count as "heard again" for a dead time).
+    assert {k.target for k in sim.kills} == {holder}, (sweep_seed, sim.kills)
+    _assert_group_on(sim, "b" if holder == "a" else "a")
+
+
 # --- three nodes ------------------------------------------------------------------------------
 
 
