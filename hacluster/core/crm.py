@@ -112,6 +112,10 @@ class _PeerReport:
     probed: bool = False
     leaving: bool = False
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    down: frozenset[NodeName] = frozenset()
+    """Nodes the reporter saw stop cleanly or be fenced, and has not heard from since."""
+    lost: frozenset[NodeName] = frozenset()
+    """Nodes the reporter saw vanish without a goodbye, not fenced yet."""
 
 
 def _state_of(entry: dict[str, Any] | None) -> LocalState:
@@ -150,6 +154,9 @@ class ResourceManager:
         self.fencing = FencingManager(settings.node)
         self._unclean: dict[NodeName, int | None] = {}
         """Nodes lost without a goodbye and not fenced yet → their generation when lost."""
+        self._unseen: set[NodeName] = set()
+        """Unclean nodes we never heard from since we started (dead at initdead): we cannot
+        know how they left, but members that were there may (``_adopt_known_down``)."""
         self._suspects: set[NodeName] = set()
         self._unclean_quorate: set[NodeName] = set()
         """Unclean nodes that were away while we had quorum: our side may have acted on their
@@ -309,14 +316,20 @@ class ResourceManager:
             if change.new == "dead" and change.graceful:
                 self._clean_exits.add(node)
                 self._unclean.pop(node, None)
+                self._unseen.discard(node)
                 self._suspects.discard(node)
                 out += self.fencing.cancel(node, "it stopped gracefully")
             elif change.new == "dead":
                 self._clean_exits.discard(node)
                 if node not in self.fencing.fenced:
                     self._unclean[node] = generation
+                if change.old == "init":
+                    self._unseen.add(node)
+                else:
+                    self._unseen.discard(node)
             elif change.new in ("init", "up", "active"):
                 self._clean_exits.discard(node)
+                self._unseen.discard(node)
                 if node in self._unclean_quorate and self._unclean[node] == generation and self._must_fence():
                     if node not in self._suspects:
                         out.append(
@@ -529,6 +542,7 @@ class ResourceManager:
                 out.append(
                     Notice("FAILCOUNT_EXPIRED", Level.INFO, f"{rsc}: failures expired (failure-timeout)")
                 )
+        self._adopt_known_down(out)
         self._unclean_quorate &= self._unclean.keys()
         if self.has_quorum():
             self._unclean_quorate |= self._unclean.keys()
@@ -621,6 +635,38 @@ class ResourceManager:
             self._broadcast_plan(out)
         if previous != plan.assignment:
             out.append(Notice("PLAN", Level.INFO, f"plan {self._plan_id}: {_describe(plan, previous)}"))
+
+    def _adopt_known_down(self, out: list[object]) -> None:
+        """Never heard from since we started, but a member saw it stop cleanly or be fenced
+        (and no member saw it vanish since): it is down, not unclean.
+
+        Without this a node that started after another one left (its daemon restarted, or it
+        was fenced and booted) and then became DC fenced every node it had never seen:
+        power-cycling a node an operator had stopped cleanly.  A member's word can only be
+        stale if the node came back while that member was away, and then the node ran in a
+        partition with quorum that fenced the absent member (or the member restarted): either
+        way it would not remember.
+        """
+        for node in sorted(self._unseen & self._unclean.keys()):
+            reports = [r for m, r in self._reports.items() if m in self._members and m != node]
+            witnesses = sorted(m for m, r in self._reports.items() if m in self._members and node in r.down)
+            if not witnesses or any(node in r.lost for r in reports):
+                continue
+            del self._unclean[node]
+            self._unseen.discard(node)
+            self._unclean_quorate.discard(node)
+            self._clean_exits.add(node)
+            self._dirty = True
+            out += self.fencing.cancel(node, f"{', '.join(witnesses)} saw it stop cleanly or be fenced")
+            out.append(
+                Notice(
+                    "NODE_KNOWN_DOWN",
+                    Level.INFO,
+                    f"{node} was never heard here, but {', '.join(witnesses)} saw it stop cleanly or be "
+                    "fenced: it is down, not fencing it",
+                    (("node", node),),
+                )
+            )
 
     def _must_fence(self) -> bool:
         return self.config.is_stonith_enabled() and bool(self._config_ids())
@@ -916,7 +962,9 @@ class ResourceManager:
         states = {rsc: r.report() for rsc, r in sorted(self._local.items())}
         encoded = json.dumps(states, sort_keys=True, separators=(",", ":"))
         epoch, digest = self._version()
-        snapshot = f"{epoch}|{digest}|{int(probed)}|{int(self._leaving)}|{encoded}"
+        down = ",".join(sorted(self._clean_exits | self.fencing.fenced))
+        lost = ",".join(sorted(set(self._unclean) - self._unseen))
+        snapshot = f"{epoch}|{digest}|{int(probed)}|{int(self._leaving)}|{down}|{lost}|{encoded}"
         if snapshot == self._sent_report and now_ms < self._next_refresh_ms:
             return
         self._sent_report = snapshot
@@ -931,6 +979,8 @@ class ResourceManager:
                     ("dg", digest),
                     ("pr", str(int(probed))),
                     ("lv", str(int(self._leaving))),
+                    ("dn", down),
+                    ("ls", lost),
                     ("r", encoded),
                 ),
             )
@@ -984,6 +1034,8 @@ class ResourceManager:
         report.probed = message.get("pr") == "1"
         report.leaving = message.get("lv") == "1"
         report.states = states
+        report.down = self._node_list(message.get("dn"))
+        report.lost = self._node_list(message.get("ls"))
         if before != (report.epoch, report.digest, report.probed, report.leaving, report.states):
             self._dirty = True
         if (report.epoch, report.digest) < self._version():
@@ -993,6 +1045,11 @@ class ResourceManager:
                 out.append(
                     Broadcast(CONFIG_MSG, (("ep", str(self.config.epoch)), ("cfg", self.config.to_json())))
                 )
+
+    def _node_list(self, text: str | None) -> frozenset[NodeName]:
+        """A report's comma-separated node list; names we do not know are ignored."""
+        names = {NodeName(n) for n in (text or "").split(",") if n}
+        return frozenset(names & set(self._s.nodes))
 
     def _on_plan(self, message: MessageDelivered, out: list[object]) -> None:
         if message.src != self._dc:

@@ -45,7 +45,16 @@ from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core import codec, edits
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import FENCED_MSG, ConfigAdopted, RmSettings
-from hacluster.core.effects import Level, NodeStateChanged, Notice, PacketReceived, Send, Stopped, Tick
+from hacluster.core.effects import (
+    Level,
+    NodeStateChanged,
+    Notice,
+    PacketReceived,
+    Send,
+    Stopped,
+    StopRequested,
+    Tick,
+)
 from hacluster.core.fencing import Fence, FenceFinished
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.lrm import AgentFinished, RunAgent
@@ -161,6 +170,13 @@ class FenceSim:
         machine.generation += 1
         machine.incarnation += 1
         self._boot(node)
+
+    def stop(self, node: str) -> None:
+        """The operator's graceful stop: the daemon hands over, says goodbye and exits; the
+        machine stays powered."""
+        machine = self.machines[node]
+        assert machine.core is not None, f"{node} is not running"
+        self._apply(node, machine.core.handle(StopRequested(), self.now_ms))
 
     def move(self, via: str, rsc: str, to: str) -> None:
         """The operator's ``resource move rsc to``, entered on node ``via``."""
@@ -307,7 +323,10 @@ class FenceSim:
             elif isinstance(effect, Notice):
                 if effect.level >= Level.INFO:
                     self.notices.append((self.now_ms, node, effect))
-            elif isinstance(effect, ConfigAdopted | NodeStateChanged | Stopped):
+            elif isinstance(effect, Stopped):
+                machine.core = None  # the daemon exits after its goodbye
+                machine.incarnation += 1
+            elif isinstance(effect, ConfigAdopted | NodeStateChanged):
                 pass
         if machine.core is not None:
             self._push(
