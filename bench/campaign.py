@@ -71,7 +71,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from campaign_audit import Expected, LogFinding, convergence_problems, scan_log  # noqa: E402
+from campaign_audit import Expected, convergence_problems, scan_log  # noqa: E402
 from campaign_config import Context, Model, Variant, build_model  # noqa: E402
 from campaign_schedule import KINDS, Schedule, Step, resolve  # noqa: E402
 from daemons import api_status  # noqa: E402
@@ -232,7 +232,6 @@ class Campaign:
         self.power_tail = FileTail(self.power_log)
         self.power_events: list[tuple[int, str, str]] = []
         self.log_tails = {name: FileTail(cluster.stderr_path(name)) for name in self.names}
-        self.log_findings: list[LogFinding] = []
         self.vip_doubles: list[tuple[int, list[str]]] = []
         self.crashes: list[str] = []
         self.expected_exit: set[str] = set()
@@ -517,9 +516,13 @@ class Campaign:
             ip("-n", self.lab.switch, "link", "set", f"p{self.cluster.index(node)}", "master", bridge)
 
     def fault_partition(self, record: StepRecord) -> None:
-        nodes = list(record.step.params["nodes"])
+        p = record.step.params
+        nodes = list(p["nodes"])
         record.required_fences.update(nodes)
         self.hold_boots = True
+        if "move" in p:  # the cut races the move's stops and starts
+            self._move(record, p["move"], p["to"])
+            time.sleep(p["after_ms"] / 1000)
         record.hit()
         self._split(nodes, PARTITION_BRIDGE)
         limit_s = 3 * self.options.deadtime_ms / 1000 + 10
@@ -537,9 +540,13 @@ class Campaign:
         self._split(nodes, "br0")
 
     def fault_freeze(self, record: StepRecord) -> None:
-        node = record.step.params["node"]
+        p = record.step.params
+        node = p["node"]
         record.required_fences.add(node)
         pid = self.cluster.pid(node)
+        if "move" in p:  # frozen in the middle of the move's stops and starts
+            self._move(record, p["move"], p["to"])
+            time.sleep(p["after_ms"] / 1000)
         record.hit()
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -597,6 +604,7 @@ class Campaign:
         return sorted(self.model.limits)
 
     def fault_monitor_fail(self, record: StepRecord) -> None:
+        # CLONES: a clone has a writer per node; pick the node too (a `pick` among its holders).
         rsc = resolve(record.step.params["rsc"], self._journaled())
         holder = self.holder(rsc)
         record.cleanup.append(rsc)

@@ -107,6 +107,8 @@ def convergence_problems(
 
 
 def _resource_problems(docs: Mapping[str, Mapping[str, Any]], expected: Expected) -> list[str]:
+    # CLONES: a clone is started on up to clone-max nodes ("node" is a list) and a promotable
+    # clone reports its roles; check those counts here, once the status document has them.
     problems = []
     for rsc in expected.resources:
         seen: dict[str, str] = {}
@@ -173,6 +175,7 @@ REASONS: Final[dict[str, str]] = {
     "NODE_SUSPECT": _HAS_COLON_REASON,
     "NODE_WAS_FROZEN": _HAS_COLON_REASON,
     "NODE_LEAVING": _HAS_COLON_REASON,
+    "NODE_KNOWN_DOWN": _HAS_COLON_REASON,
     "LEAVE_INCOMPLETE": r"\(stop failed\)|after \d+ ms",
     "MOVE_DONE": _HAS_COLON_REASON,
     "CONFIG_REJECTED": _HAS_COLON_REASON,

@@ -24,13 +24,16 @@ resources that must end on one node (``together``) and the VIP.
 Adding a configuration kind
 ---------------------------
 Issue 8 brings clones and promotable clones.  Their campaign piece is a function like the
-ones below returning a ``Piece``: its crm lines (``clone``/``promotable``), ``limits`` with the
-clone's ``clone-max`` as ``max_active`` and its ``promoted-max`` as ``max_promoted`` (the Journal
-agent already journals promote and demote, and the audit already counts Promoted copies),
-and, if the convergence check must know more (how many copies run, how many are Promoted),
-``expect`` entries; append it to ``PIECES``.  Fault kinds specific to it (a failing promote:
-the agent's ``fault_dir`` already fails ``promote``/``demote`` on demand) go into
-bench/campaign_schedule.py's ``KINDS``.
+ones below returning a ``Piece``: its crm lines (``clone``/``promotable`` of a Journal
+primitive) and ``limits`` with the clone's ``clone-max`` as ``max_active`` and its
+``promoted-max`` as ``max_promoted``: the Journal agent already journals promote and demote,
+and the journal audit already counts active and Promoted copies against those limits
+(tests/unit/test_journal_audit.py shows both).  Append the function to ``PIECES``.  Two more
+places then need a line each, and are marked ``CLONES:``: the convergence check
+(bench/campaign_audit.py, which today wants every resource started on exactly one node) and
+the monitor-failure fault (bench/campaign.py, which kills the one copy's writer).  Fault
+kinds specific to clones (a failing promote: the agent's ``fault_dir`` already fails
+``promote``/``demote`` on demand) are rows of ``KINDS`` in bench/campaign_schedule.py.
 """
 
 from __future__ import annotations

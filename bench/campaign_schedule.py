@@ -104,6 +104,13 @@ def _pick(rng: random.Random) -> int:
     return rng.randrange(PICK_MAX)
 
 
+def _maybe_moving(rng: random.Random) -> dict[str, Any]:
+    """Four times in ten, a move (unit and target picks) that starts ``after_ms`` before the fault."""
+    if rng.random() >= 0.4:
+        return {}
+    return {"move": _pick(rng), "to": _pick(rng), "after_ms": rng.randint(0, 300)}
+
+
 def _mark_down(how: str) -> Callable[[State, Mapping[str, Any]], None]:
     def apply(state: State, params: Mapping[str, Any]) -> None:
         state.down[params["node"]] = how
@@ -129,8 +136,11 @@ KINDS: dict[str, Kind] = {
         _restart,
     ),
     # Nodes cut off from the rest (one node, or a minority group that still sees itself),
-    # until the majority has fenced every one of them; then healed.
-    "partition": Kind(6, lambda s: s.can_lose(1), lambda r, s: {"nodes": _minority(r, s)}),
+    # until the majority has fenced every one of them; then healed.  Sometimes a move has
+    # just begun: the cut races its stops and starts.
+    "partition": Kind(
+        6, lambda s: s.can_lose(1), lambda r, s: {"nodes": _minority(r, s), **_maybe_moving(r)}
+    ),
     # A cut shorter than the dead time: nothing may be fenced.
     "blip": Kind(
         3,
@@ -138,7 +148,8 @@ KINDS: dict[str, Kind] = {
         lambda r, s: {"nodes": _minority(r, s), "fraction": round(r.uniform(0.1, 0.4), 2)},
     ),
     # SIGSTOP of one daemon past the dead time, then SIGCONT: the others fence it first.
-    "freeze": Kind(5, lambda s: s.can_lose(1), lambda r, s: {"node": _node(r, s)}),
+    # Sometimes in the middle of a move.
+    "freeze": Kind(5, lambda s: s.can_lose(1), lambda r, s: {"node": _node(r, s), **_maybe_moving(r)}),
     # Loss, delay and jitter (reordering), duplication on one node's cable while a resource moves.
     "netem": Kind(
         5,
