@@ -604,34 +604,48 @@ class Campaign:
         return sorted(self.model.limits)
 
     def fault_monitor_fail(self, record: StepRecord) -> None:
+        """The service dies under the cluster: a Journal writer killed, or the VIP deleted."""
         # CLONES: a clone has a writer per node; pick the node too (a `pick` among its holders).
-        rsc = resolve(record.step.params["rsc"], self._journaled())
+        vip = [self.model.vip[0]] if self.model.vip is not None else []
+        rsc = resolve(record.step.params["rsc"], [*self._journaled(), *vip])
         holder = self.holder(rsc)
         record.cleanup.append(rsc)
         if holder is None:
             record.notes.append(f"{rsc} runs nowhere; nothing to kill")
             return
-        pid_file = self.cluster.rsc_tmp(holder) / f"Journal-{rsc}.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            record.notes.append(f"no writer pid in {pid_file}")
-            return
         killed_ns = time.monotonic_ns()
-        record.hit()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        record.notes.append(f"killed {rsc}'s process on {holder}")
+        if rsc in vip:
+            assert self.model.vip is not None
+            i = self.cluster.index(holder)
+            record.hit()
+            self.lab.exec(i, ["ip", "addr", "del", f"{self.model.vip[1]}/24", "dev", self.lab.iface(i)])
+            record.notes.append(f"deleted the VIP from {holder}'s interface")
+            # The group restarts from the VIP: its Journal members are stopped first.
+            watched = [
+                m for m, g in self.model.group_of.items() if g == self.model.group_of.get(rsc) and m != rsc
+            ]
+        else:
+            pid_file = self.cluster.rsc_tmp(holder) / f"Journal-{rsc}.pid"
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                record.notes.append(f"no writer pid in {pid_file}")
+                return
+            record.hit()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            record.notes.append(f"killed {rsc}'s process on {holder}")
+            watched = [rsc]
 
         def noticed() -> bool:
             self.reader.refresh()
-            return any(x.ns > killed_ns and x.rsc == rsc and x.what == "stop" for x in self.reader.lines)
+            return any(x.ns > killed_ns and x.rsc in watched and x.what == "stop" for x in self.reader.lines)
 
         limit_s = 10 + 3 * max(self.variant.j1_monitor_ms, 1000) / 1000
-        if not self.wait_until(noticed, limit_s):
+        if watched and not self.wait_until(noticed, limit_s):
             record.fail(
                 "monitor",
-                f"{rsc}'s process on {holder} was killed, and {limit_s:g} s later it was never stopped",
+                f"{rsc} on {holder} was killed, and {limit_s:g} s later {', '.join(watched)} had not stopped",
             )
 
     def fault_start_fail(self, record: StepRecord) -> None:
