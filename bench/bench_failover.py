@@ -140,13 +140,30 @@ class System(abc.ABC):
 
 class Hacluster(System):
     def __init__(
-        self, lab: RmLab, workdir: Path, *, keepalive_ms: int, deadtime_ms: int, realtime: bool
+        self,
+        lab: RmLab,
+        workdir: Path,
+        *,
+        keepalive_ms: int,
+        deadtime_ms: int,
+        realtime: bool,
+        method: str = "sha1",
     ) -> None:
+        """``method``: the authkeys method (bench_crypto.py compares sha1 with the AEAD ones)."""
         super().__init__(lab, workdir)
         self.name = f"hacluster keepalive {keepalive_ms}ms deadtime {deadtime_ms}ms realtime {realtime}"
+        if method != "sha1":
+            self.name += f" {method}"
         self.keepalive_ms = keepalive_ms
-        self.settings = {"keepalive_ms": keepalive_ms, "deadtime_ms": deadtime_ms, "realtime": realtime}
-        self.cluster = RmCluster(lab, keepalive_ms=keepalive_ms, deadtime_ms=deadtime_ms, realtime=realtime)
+        self.settings = {
+            "keepalive_ms": keepalive_ms,
+            "deadtime_ms": deadtime_ms,
+            "realtime": realtime,
+            "method": method,
+        }
+        self.cluster = RmCluster(
+            lab, keepalive_ms=keepalive_ms, deadtime_ms=deadtime_ms, realtime=realtime, method=method
+        )
         self.cluster.write_resources_crm(
             f"primitive vip ocf:hacluster:IPaddr2 params ip={lab.vip} cidr_netmask=24 "
             "op monitor interval=1s timeout=20s\n"

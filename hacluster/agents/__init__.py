@@ -18,6 +18,7 @@ from hacluster.agents.ocf import (
     Result,
     main,
 )
+from hacluster.agents.pgreplica import PgReplicaAgent
 from hacluster.agents.pgsql import PgsqlAgent
 
 AGENTS: dict[str, type[Agent]] = {
@@ -25,6 +26,7 @@ AGENTS: dict[str, type[Agent]] = {
     "IPaddr2": IPaddr2Agent,
     "Filesystem": FilesystemAgent,
     "pgsql": PgsqlAgent,
+    "pgreplica": PgReplicaAgent,
     "DemoService": DemoServiceAgent,
 }
 """Agent classes by OCF type name, for the daemon's in-process runner."""
@@ -42,6 +44,7 @@ __all__ = [
     "IPaddr2Agent",
     "OCFReturnCode",
     "Parameter",
+    "PgReplicaAgent",
     "PgsqlAgent",
     "Result",
     "main",

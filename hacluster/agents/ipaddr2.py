@@ -1,10 +1,19 @@
-"""IPaddr2: a floating IPv4 address, added with netlink and announced with gratuitous ARP.
+"""IPaddr2: a floating IPv4 or IPv6 address, added with netlink and announced to the link.
 
 Theory of operation: the daemon calls this agent in-process right after declaring a peer
 dead, so start does no subprocess and no interpreter start: one netlink request through
 pyroute2 (a few milliseconds), then the first gratuitous ARP from an AF_PACKET socket, and
 the remaining ARPs from a background thread (or, when run as a script, a detached child
 process, so the script can exit at once as resource-agents' send_arp does).
+
+IPv6 addresses are announced with unsolicited neighbour advertisements (RFC 4861 §7.2.6:
+ICMPv6 type 136 to ff02::1, Override set, the interface's MAC as target link-layer address,
+hop limit 255) instead of gratuitous ARP.  A new IPv6 address normally stays *tentative*
+for about a second while duplicate address detection runs, and a tentative address neither
+sends nor receives; so by default (``nodad=true``) it is added with IFA_F_NODAD and is usable
+the moment start returns.  That is safe for a cluster address: the cluster itself makes
+sure that the previous holder has stopped or been fenced.  With ``nodad=false`` start adds
+it normally and waits until DAD has finished, failing if DAD found the address in use.
 
 Monitor answers 0 only when the address is on ``nic`` *and* the link is up: a VIP on a dead
 link serves nobody, and 1 lets the manager move it.  Probes follow the OCF probe rule: on a
@@ -30,7 +39,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from hacluster.agents.ocf import RC, Action, Agent, AgentError, Context, Parameter
@@ -42,6 +51,16 @@ logger = logging.getLogger(__name__)
 
 ETH_P_ARP: Final = 0x0806
 ETH_P_IP: Final = 0x0800
+ICMP6_NEIGHBOR_ADVERT: Final = 136
+ND_OPT_TARGET_LINKADDR: Final = 2
+NA_FLAG_OVERRIDE: Final = 0x20000000
+ALL_NODES: Final = "ff02::1"
+IFA_F_NODAD: Final = 0x02
+IFA_F_DADFAILED: Final = 0x08
+IFA_F_TENTATIVE: Final = 0x40
+DAD_WAIT_MS: Final = 10_000
+"""Longest wait for DAD to finish with nodad=false (the kernel's default takes about 1-2 s)."""
+DAD_POLL_MS: Final = 20
 ARPOP_REQUEST: Final = 1
 ARPOP_REPLY: Final = 2
 IFF_UP: Final = 0x1
@@ -55,6 +74,7 @@ LINK_UP_STATES: Final = frozenset(["UP", "UNKNOWN"])
 """operstate UNKNOWN is what lo, dummy and tun report while administratively up."""
 
 _BROADCAST_MAC: Final = b"\xff" * 6
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Background ARP senders of this process, so stop can end the burst it no longer wants.
 _garp_lock = threading.Lock()
@@ -67,11 +87,19 @@ class _Target(NamedTuple):
     ip: str
     nic: str
     ifindex: int
+    version: int
+    """4 or 6."""
     prefixlen: int
     broadcast: str | None
     label: str | None
     flags: int
     operstate: str
+    mac: bytes
+    """The interface's hardware address (empty when it has none, e.g. a tun)."""
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6 if self.version == 6 else socket.AF_INET
 
 
 def _setns(netns: str) -> None:
@@ -101,6 +129,11 @@ def _packet_socket(nic: str, netns: str | None, protocol: int = ETH_P_ARP) -> so
             raise
         return sock
 
+    return _socket_in(netns, make)
+
+
+def _socket_in(netns: str | None, make: Callable[[], socket.socket]) -> socket.socket:
+    """``make()`` run in network namespace ``netns`` (a throw-away thread joins it), or here."""
     if netns is None:
         return make()
     box: list[socket.socket | BaseException] = []
@@ -156,16 +189,79 @@ def send_garp(
         if len(mac) != 6:
             raise OSError(errno.EINVAL, f"{nic} has no Ethernet address; cannot send ARP")
         frame = garp_frame(mac, ip, reply=reply)
-        sent = 0
-        for i in range(count):
-            if i > 0:
-                if stop is None:
-                    time.sleep(interval_ms / 1000)
-                elif stop.wait(interval_ms / 1000):
-                    break
-            sock.send(frame)
-            sent += 1
-        return sent
+        return _spaced(count, interval_ms, stop, lambda: sock.send(frame))
+
+
+def _spaced(count: int, interval_ms: int, stop: threading.Event | None, send: Callable[[], object]) -> int:
+    """Call ``send`` ``count`` times, ``interval_ms`` apart; fewer once ``stop`` is set."""
+    sent = 0
+    for i in range(count):
+        if i > 0:
+            if stop is None:
+                time.sleep(interval_ms / 1000)
+            elif stop.wait(interval_ms / 1000):
+                break
+        send()
+        sent += 1
+    return sent
+
+
+def neighbour_advert(mac: bytes, ip: str) -> bytes:
+    """The ICMPv6 body of an unsolicited neighbour advertisement for ``ip`` (checksum 0: the
+    kernel fills it in on an ICMPv6 raw socket)."""
+    assert len(mac) == 6, mac
+    target = socket.inet_pton(socket.AF_INET6, ip)
+    option = struct.pack("!BB", ND_OPT_TARGET_LINKADDR, 1) + mac
+    return struct.pack("!BBHI", ICMP6_NEIGHBOR_ADVERT, 0, 0, NA_FLAG_OVERRIDE) + target + option
+
+
+def send_unsolicited_na(
+    nic: str,
+    ip: str,
+    mac: bytes,
+    count: int,
+    interval_ms: int,
+    *,
+    netns: str | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Send ``count`` unsolicited neighbour advertisements for ``ip`` to all nodes on ``nic``.
+
+    The IPv6 counterpart of ``send_garp``: from the address itself, hop limit 255 (receivers
+    drop neighbour discovery with any other), Override set so caches take the new MAC.
+    """
+    assert count >= 0, count
+    if count == 0:
+        return 0
+    index = socket.if_nametoindex(nic) if netns is None else 0
+
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, nic.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+            ifindex = socket.if_nametoindex(nic)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+            sock.bind((ip, 0, 0, ifindex))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    with contextlib.closing(_socket_in(netns, make)) as sock:
+        if not index:
+            index = sock.getsockname()[3]
+        frame = neighbour_advert(mac, ip)
+        return _spaced(count, interval_ms, stop, lambda: sock.sendto(frame, (ALL_NODES, 0, 0, index)))
+
+
+def _mac(text: object) -> bytes:
+    try:
+        mac = bytes.fromhex(str(text).replace(":", ""))
+    except ValueError:
+        return b""
+    return mac if len(mac) == 6 else b""
 
 
 def _ipr(env: Mapping[str, str]) -> IPRoute:
@@ -184,9 +280,13 @@ def _netlink(env: Mapping[str, str]) -> Iterator[IPRoute]:
         ipr.close()
 
 
-def _prefixlen(text: str) -> int:
-    """CIDR bits from ``24`` or ``255.255.255.0``; raises ``AgentError`` (6) otherwise."""
+def _prefixlen(text: str, version: int = 4) -> int:
+    """CIDR bits from ``24`` or ``255.255.255.0`` (IPv6: 0..128); ``AgentError`` (6) otherwise."""
     text = text.strip()
+    if version == 6:
+        if not text.isdigit() or not 0 <= int(text) <= 128:
+            raise AgentError(RC.ERR_CONFIGURED, f"cidr_netmask={text!r} must be 0..128 for an IPv6 address")
+        return int(text)
     try:
         bits = int(text) if text.isdigit() else ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
     except ValueError:
@@ -199,15 +299,20 @@ def _prefixlen(text: str) -> int:
 class IPaddr2Agent(Agent):
     name = "IPaddr2"
     version = "1.0"
-    shortdesc = "Manages a virtual IPv4 address"
+    shortdesc = "Manages a virtual IPv4 or IPv6 address"
     longdesc = (
-        "Adds a floating IPv4 address to an interface with netlink and announces it with "
-        "gratuitous ARP, so the cluster can move it between nodes. Monitor succeeds only when "
-        "the address is configured and the interface's link is up."
+        "Adds a floating IPv4 or IPv6 address to an interface with netlink and announces it with "
+        "gratuitous ARP (IPv4) or unsolicited neighbour advertisements (IPv6), so the cluster can "
+        "move it between nodes. Monitor succeeds only when the address is configured and the "
+        "interface's link is up."
     )
     parameters = (
         Parameter(
-            "ip", "IPv4 address", "The virtual IPv4 address, e.g. 192.168.1.10.", required=True, unique=True
+            "ip",
+            "IP address",
+            "The virtual IPv4 or IPv6 address, e.g. 192.168.1.10 or 2001:db8::10.",
+            required=True,
+            unique=True,
         ),
         Parameter(
             "nic",
@@ -220,16 +325,28 @@ class IPaddr2Agent(Agent):
             "CIDR netmask",
             "Prefix length such as 24 (or a dotted netmask). Empty: taken from the route that covers the address.",
         ),
-        Parameter("broadcast", "Broadcast address", "Broadcast address; empty: derived from the prefix."),
+        Parameter(
+            "broadcast", "Broadcast address", "IPv4 broadcast address; empty: derived from the prefix."
+        ),
         Parameter(
             "iflabel",
             "Interface label",
-            "Label suffix: the address is labelled nic:iflabel (15 characters at most).",
+            "Label suffix: the address is labelled nic:iflabel (15 characters at most; IPv4 only).",
         ),
         Parameter(
-            "arp_interval", "ARP interval (ms)", "Milliseconds between gratuitous ARPs.", "integer", "200"
+            "arp_interval",
+            "ARP interval (ms)",
+            "Milliseconds between gratuitous ARPs (IPv6: neighbour advertisements).",
+            "integer",
+            "200",
         ),
-        Parameter("arp_count", "ARP count", "Number of gratuitous ARPs sent on start.", "integer", "5"),
+        Parameter(
+            "arp_count",
+            "ARP count",
+            "Number of gratuitous ARPs (IPv6: unsolicited neighbour advertisements) sent on start.",
+            "integer",
+            "5",
+        ),
         Parameter(
             "arp_count_refresh",
             "ARP count on monitor",
@@ -239,6 +356,16 @@ class IPaddr2Agent(Agent):
         ),
         Parameter(
             "arp_bg", "ARP in background", "Send all ARPs but the first in the background.", "boolean", "true"
+        ),
+        Parameter(
+            "nodad",
+            "No duplicate address detection",
+            "IPv6: add the address without duplicate address detection, so it is usable at once "
+            "(the cluster has already made sure the previous holder is stopped or fenced). false: "
+            "run DAD and wait until it has finished (about a second), failing if the address is "
+            "in use elsewhere.",
+            "boolean",
+            "true",
         ),
         Parameter(
             "preferred_lft",
@@ -259,37 +386,43 @@ class IPaddr2Agent(Agent):
 
     # ------------------------------------------------------------------ configuration
 
-    def _ip(self, ctx: Context) -> str:
+    def _ip(self, ctx: Context) -> IPAddress:
         text = ctx.param("ip").strip()
         if not text:
             raise AgentError(RC.ERR_CONFIGURED, "parameter ip is required")
         try:
-            return str(ipaddress.IPv4Address(text))
+            address = ipaddress.ip_address(text)
         except ValueError:
-            raise AgentError(RC.ERR_CONFIGURED, f"ip={text!r} is not an IPv4 address") from None
+            raise AgentError(RC.ERR_CONFIGURED, f"ip={text!r} is not an IPv4 or IPv6 address") from None
+        if address.is_multicast or address.is_unspecified or address.is_loopback:
+            raise AgentError(RC.ERR_CONFIGURED, f"ip={text!r} is not a unicast address")
+        if address.version == 6 and address.is_link_local:
+            raise AgentError(RC.ERR_CONFIGURED, f"ip={text!r} is link-local; use a global or ULA address")
+        return address
 
     def _check_arp_params(self, ctx: Context) -> None:
         ctx.integer("arp_interval", minimum=1, maximum=3_600_000)
         ctx.integer("arp_count", minimum=0, maximum=10_000)
         ctx.integer("arp_count_refresh", minimum=0, maximum=10_000)
         ctx.boolean("arp_bg")
+        ctx.boolean("nodad")
         lft = ctx.param("preferred_lft").strip()
         if lft != "forever" and not lft.isdigit():
             raise AgentError(
                 RC.ERR_CONFIGURED, f"preferred_lft={lft!r} must be a number of seconds or forever"
             )
 
-    def _route_for(self, ipr: IPRoute, ip: str, index: int | None) -> tuple[int, int] | None:
-        """(oif, prefixlen) of the longest main-table route covering ``ip`` (optionally via ``index``)."""
-        address = ipaddress.IPv4Address(ip)
+    def _route_for(self, ipr: IPRoute, address: IPAddress, index: int | None) -> tuple[int, int] | None:
+        """(oif, prefixlen) of the longest main-table route covering ``address`` (optionally via ``index``)."""
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         best: tuple[int, int] | None = None
-        for route in ipr.get_routes(family=socket.AF_INET, table=RT_TABLE_MAIN):
+        for route in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
             dst, dst_len, oif = route.get("RTA_DST"), route["dst_len"], route.get("RTA_OIF")
             if route["type"] != RTN_UNICAST or dst is None or dst_len == 0 or oif is None:
                 continue
             if index is not None and oif != index:
                 continue
-            if address in ipaddress.IPv4Network(f"{dst}/{dst_len}", strict=False) and (
+            if address in ipaddress.ip_network(f"{dst}/{dst_len}", strict=False) and (
                 best is None or dst_len > best[1]
             ):
                 best = (oif, dst_len)
@@ -297,7 +430,8 @@ class IPaddr2Agent(Agent):
 
     def _target(self, ctx: Context, ipr: IPRoute) -> _Target:
         """Resolve nic, prefix, broadcast and label; AgentError 6 (bad anywhere) or 2 (bad here)."""
-        ip = self._ip(ctx)
+        address = self._ip(ctx)
+        ip, version = address.compressed, address.version
         self._check_arp_params(ctx)
         nic = ctx.param("nic").strip()
         if ":" in nic:
@@ -307,17 +441,22 @@ class IPaddr2Agent(Agent):
             if not found:
                 raise AgentError(RC.ERR_ARGS, f"interface {nic} does not exist on this node")
             index = int(found[0])
-            route = self._route_for(ipr, ip, index)
+            route = self._route_for(ipr, address, index)
         else:
-            route = self._route_for(ipr, ip, None)
+            route = self._route_for(ipr, address, None)
             if route is None:
                 raise AgentError(RC.ERR_ARGS, f"no route on this node covers {ip}; set nic and cidr_netmask")
             index = route[0]
         link = ipr.get_links(index)[0]
         nic = str(link.get("IFLA_IFNAME"))
         cidr = ctx.param("cidr_netmask")
-        prefixlen = _prefixlen(cidr) if cidr.strip() else (route[1] if route else 32)
+        host_bits = 128 if version == 6 else 32
+        prefixlen = _prefixlen(cidr, version) if cidr.strip() else (route[1] if route else host_bits)
         broadcast = ctx.param("broadcast").strip() or None
+        iflabel = ctx.param("iflabel").strip()
+        if version == 6 and (broadcast or iflabel):
+            which = "broadcast" if broadcast else "iflabel"
+            raise AgentError(RC.ERR_CONFIGURED, f"{which} does not apply to the IPv6 address {ip}; remove it")
         if broadcast is not None:
             try:
                 broadcast = str(ipaddress.IPv4Address(broadcast))
@@ -325,24 +464,37 @@ class IPaddr2Agent(Agent):
                 raise AgentError(
                     RC.ERR_CONFIGURED, f"broadcast={broadcast!r} is not an IPv4 address"
                 ) from None
-        elif prefixlen <= 30:
+        elif version == 4 and prefixlen <= 30:
             broadcast = str(ipaddress.IPv4Network(f"{ip}/{prefixlen}", strict=False).broadcast_address)
-        iflabel = ctx.param("iflabel").strip()
         label = f"{nic}:{iflabel}" if iflabel else None
         if label is not None and len(label) > 15:
             raise AgentError(
                 RC.ERR_CONFIGURED, f"label {label!r} is longer than 15 characters; shorten iflabel"
             )
         return _Target(
-            ip, nic, index, prefixlen, broadcast, label, int(link["flags"]), str(link.get("IFLA_OPERSTATE"))
+            ip,
+            nic,
+            index,
+            version,
+            prefixlen,
+            broadcast,
+            label,
+            int(link["flags"]),
+            str(link.get("IFLA_OPERSTATE")),
+            _mac(link.get("IFLA_ADDRESS")),
         )
 
     @staticmethod
-    def _has_address(ipr: IPRoute, target: _Target) -> bool:
-        return any(
-            a.get("IFA_ADDRESS") == target.ip or a.get("IFA_LOCAL") == target.ip
-            for a in ipr.get_addr(family=socket.AF_INET, index=target.ifindex)
-        )
+    def _address_flags(ipr: IPRoute, target: _Target) -> int | None:
+        """The address's IFA flags on the interface, or None when it is not there."""
+        for a in ipr.get_addr(family=target.family, index=target.ifindex):
+            if a.get("IFA_ADDRESS") == target.ip or a.get("IFA_LOCAL") == target.ip:
+                return int(a.get("IFA_FLAGS") or a["flags"])
+        return None
+
+    @classmethod
+    def _has_address(cls, ipr: IPRoute, target: _Target) -> bool:
+        return cls._address_flags(ipr, target) is not None
 
     # ------------------------------------------------------------------ actions
 
@@ -364,6 +516,9 @@ class IPaddr2Agent(Agent):
             lft = ctx.param("preferred_lft").strip()
             if lft != "forever":
                 extra.update(preferred=int(lft), valid=LIFETIME_FOREVER)
+            nodad = target.version == 6 and ctx.boolean("nodad")
+            if nodad:
+                extra["flags"] = IFA_F_NODAD
             from pyroute2 import NetlinkError  # lazy: meta-data must not need pyroute2
 
             try:
@@ -372,9 +527,30 @@ class IPaddr2Agent(Agent):
                 raise AgentError(
                     RC.ERR_GENERIC, f"Unable to add {target.ip}/{target.prefixlen} to {target.nic}: {exc}"
                 ) from exc
+            if target.version == 6 and not nodad:
+                self._wait_for_dad(ipr, target)
         logger.info("vip added ip=%s nic=%s prefixlen=%d", target.ip, target.nic, target.prefixlen)
         self._announce(ctx, target, ctx.integer("arp_count"), background=ctx.boolean("arp_bg"))
         return RC.SUCCESS
+
+    def _wait_for_dad(self, ipr: IPRoute, target: _Target) -> None:
+        """With nodad=false: wait until the kernel's DAD has finished; fail if it found a twin."""
+        deadline = time.monotonic() + DAD_WAIT_MS / 1000
+        while True:
+            flags = self._address_flags(ipr, target)
+            if flags is not None and flags & IFA_F_DADFAILED:
+                raise AgentError(
+                    RC.ERR_GENERIC,
+                    f"duplicate address detection failed for {target.ip} on {target.nic}: another host "
+                    "uses it; find it (ip -6 neigh) before starting the address here",
+                )
+            if flags is not None and not flags & IFA_F_TENTATIVE:
+                return
+            if time.monotonic() > deadline:
+                raise AgentError(
+                    RC.ERR_GENERIC, f"{target.ip} on {target.nic} still tentative after {DAD_WAIT_MS} ms"
+                )
+            time.sleep(DAD_POLL_MS / 1000)
 
     def stop(self, ctx: Context) -> int:
         with _netlink(ctx.env) as ipr:
@@ -409,8 +585,13 @@ class IPaddr2Agent(Agent):
                 if ctx.is_probe:
                     return RC.NOT_RUNNING  # a node without the nic cannot be running the VIP
                 raise
-            if not self._has_address(ipr, target):
+            flags = self._address_flags(ipr, target)
+            if flags is None:
                 return RC.NOT_RUNNING
+        if flags & IFA_F_DADFAILED:
+            raise AgentError(
+                RC.ERR_GENERIC, f"{target.ip} on {target.nic}: duplicate address detection failed"
+            )
         link_up = bool(target.flags & IFF_UP) and target.operstate in LINK_UP_STATES
         if not link_up:
             raise AgentError(
@@ -430,13 +611,15 @@ class IPaddr2Agent(Agent):
         """First ARP now, the rest in the background (thread in-process, detached child as a script)."""
         if count <= 0 or target.flags & (IFF_LOOPBACK | IFF_NOARP):
             return
+        if target.version == 6 and not target.mac:
+            return  # no link-layer address to announce (tun, ...)
         netns = ctx.env.get("HA_NETNS") or None
         interval_ms = ctx.integer("arp_interval")
         try:
             if not background:
-                send_garp(target.nic, target.ip, count, interval_ms, netns=netns)
+                _send_announcements(target, count, interval_ms, netns=netns)
                 return
-            send_garp(target.nic, target.ip, 1, 0, netns=netns)
+            _send_announcements(target, 1, 0, netns=netns)
         except OSError as exc:
             logger.warning("gratuitous arp failed ip=%s nic=%s error=%s", target.ip, target.nic, exc)
             return
@@ -455,7 +638,7 @@ class IPaddr2Agent(Agent):
                 try:
                     stop.wait(interval_ms / 1000)
                     if not stop.is_set():
-                        send_garp(target.nic, target.ip, count - 1, interval_ms, netns=netns, stop=stop)
+                        _send_announcements(target, count - 1, interval_ms, netns=netns, stop=stop)
                 except OSError as exc:
                     logger.warning("gratuitous arp failed ip=%s nic=%s error=%s", target.ip, target.nic, exc)
                 finally:
@@ -485,7 +668,7 @@ class IPaddr2Agent(Agent):
             with open(pidfile, "w") as f:
                 f.write(f"{os.getpid()}\n")
             time.sleep(interval_ms / 1000)
-            send_garp(target.nic, target.ip, count, interval_ms, netns=netns)
+            _send_announcements(target, count, interval_ms, netns=netns)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(pidfile)
@@ -509,3 +692,14 @@ class IPaddr2Agent(Agent):
                 os.kill(pid, signal.SIGTERM)
         with contextlib.suppress(OSError):
             os.unlink(pidfile)
+
+
+def _send_announcements(
+    target: _Target, count: int, interval_ms: int, *, netns: str | None, stop: threading.Event | None = None
+) -> int:
+    """Gratuitous ARP for an IPv4 address, unsolicited neighbour advertisements for IPv6."""
+    if target.version == 6:
+        return send_unsolicited_na(
+            target.nic, target.ip, target.mac, count, interval_ms, netns=netns, stop=stop
+        )
+    return send_garp(target.nic, target.ip, count, interval_ms, netns=netns, stop=stop)

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal
 
+from hacluster.core.cib import parse_boolean
+
 
 class OCFReturnCode(enum.IntEnum):
     """OCF exit codes (ocf-returncodes names, with Pacemaker 2.1's promoted spellings)."""
@@ -74,9 +76,6 @@ _DTD_ACTIONS: Final = frozenset(
     ]
 )
 
-_TRUE_WORDS: Final = frozenset(["1", "yes", "true", "on", "y"])
-_FALSE_WORDS: Final = frozenset(["0", "no", "false", "off", "n"])
-
 
 class AgentError(Exception):
     """An action's outcome other than success, with the text for ``ocf-exit-reason``."""
@@ -112,10 +111,13 @@ class Action:
     timeout_ms: int
     interval_ms: int | None = None
     depth: int | None = None
+    role: str | None = None
+    """For promotable agents: the role this monitor is for (``Promoted``/``Unpromoted``)."""
 
     def __post_init__(self) -> None:
         assert self.name in _DTD_ACTIONS, f"action {self.name!r} is not in ra-api-1.dtd"
         assert self.timeout_ms > 0, self.timeout_ms
+        assert self.role in (None, "Promoted", "Unpromoted"), f"{self.name}: role {self.role!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +186,12 @@ class Context:
     def boolean(self, name: str) -> bool:
         """A boolean parameter in the usual OCF spellings (yes/no, true/false, 1/0, on/off)."""
         word = self.param(name).strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-        raise AgentError(RC.ERR_CONFIGURED, f"{name}={word!r} is not a boolean (use true or false)")
+        try:
+            return parse_boolean(word)
+        except ValueError:
+            raise AgentError(
+                RC.ERR_CONFIGURED, f"{name}={word!r} is not a boolean (use true or false)"
+            ) from None
 
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         value = self.param(name).strip()
@@ -229,6 +232,8 @@ _METHODS: Final = {
     "migrate_from": "migrate_from",
     "reload": "reload",
     "notify": "notify",
+    "promote": "promote",
+    "demote": "demote",
 }
 
 
@@ -294,6 +299,7 @@ class Agent(abc.ABC):
         for a in self.actions:
             extra = "" if a.interval_ms is None else f' interval="{_time_attr(a.interval_ms)}"'
             extra += "" if a.depth is None else f' depth="{a.depth}"'
+            extra += "" if a.role is None else f' role="{a.role}"'
             lines.append(f'<action name="{a.name}" timeout="{_time_attr(a.timeout_ms)}"{extra}/>')
         lines += ["</actions>", "</resource-agent>"]
         return "\n".join(lines)

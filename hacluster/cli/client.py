@@ -14,6 +14,9 @@ from hacluster.errors import HAClusterError
 DEFAULT_SOCKET = "/run/hacluster/hacluster.sock"
 ENV_SOCKET = "HACLUSTER_SOCKET"
 ANSWER_BYTES_MAX = 16 * 1024 * 1024
+NOT_ALLOWED_EXIT_STATUS = 4
+"""Exit status when the daemon refuses the caller (Pacemaker's tools use 4 for "insufficient
+privileges" too)."""
 
 
 class CliError(HAClusterError):
@@ -65,6 +68,7 @@ def request(path: str, command: str, timeout_s: float = 5.0, **args: Any) -> dic
             raise CliError(
                 "PERMISSION_DENIED",
                 f"{path}: permission denied; run as root or as a member of group haclient",
+                NOT_ALLOWED_EXIT_STATUS,
             ) from None
         except OSError as exc:
             raise CliError("DAEMON_UNREACHABLE", f"{path}: {exc.strerror}; is the daemon running?") from None
@@ -95,7 +99,9 @@ def request(path: str, command: str, timeout_s: float = 5.0, **args: Any) -> dic
         raise CliError("BAD_ANSWER", f"{path}: the daemon's answer is not JSON") from None
     if not answer.get("ok"):
         error = answer.get("error", {})
-        raise CliError(str(error.get("code", "ERROR")), str(error.get("message", "request failed")))
+        code = str(error.get("code", "ERROR"))
+        status = NOT_ALLOWED_EXIT_STATUS if code == "ACCESS_DENIED" else 1
+        raise CliError(code, str(error.get("message", "request failed")), status)
     result = answer["result"]
     assert isinstance(result, dict)
     return result

@@ -1,4 +1,7 @@
-"""``hacrm`` entry point: parse, ask the daemon, render.  Exit 0 ok, 1 failure, 2 bad usage."""
+"""``hacrm`` entry point: parse, ask the daemon, render.
+
+Exit 0 ok, 1 failure, 2 bad usage, 4 not allowed (the caller may not run this command).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,17 @@ from hacluster.cli import completion
 from hacluster.cli.client import CliError, resolve_socket
 from hacluster.cli.commands.common import Registry, Runner
 
-COMMAND_MODULES = ("status", "node", "resource", "stonith", "configure", "heartbeat", "history", "explain")
+COMMAND_MODULES = (
+    "status",
+    "node",
+    "resource",
+    "stonith",
+    "configure",
+    "cluster",
+    "heartbeat",
+    "history",
+    "explain",
+)
 """Modules of ``hacluster.cli.commands``, in the order ``hacrm --help`` lists their commands."""
 
 USAGE_CODES = frozenset(

@@ -1,4 +1,4 @@
-"""Reader for Heartbeat's ``authkeys``: the shared secrets that sign every packet.
+"""Reader for Heartbeat's ``authkeys``: the shared secrets that sign or seal every packet.
 
 The format (one directive a line, ``#`` lines and blank lines ignored)::
 
@@ -8,7 +8,13 @@ The format (one directive a line, ``#`` lines and blank lines ignored)::
 Heartbeat's rules, kept here: the file must not be readable by group or others; ``auth N``
 must come before the line of slot ``N`` (Heartbeat picks the signing key while it reads that
 line); ``crc`` takes no key and the HMAC methods need one; the key is the first word only.
-``sha256`` and ``sha512`` are ours: both ends must then run hacluster.
+``sha256`` and ``sha512`` are ours: both ends must then run hacluster.  So are
+``aes256gcm`` and ``chacha20poly1305``, which encrypt every packet instead of signing it
+(docs/encryption.md): ``3 aes256gcm <secret>`` with ``auth 3``.
+
+The text edits of a key rotation (``with_key_added``, ``with_signing_slot``,
+``with_key_removed``) live here too: each returns the new file text, keeps every other line
+(comments included) as it was, and is checked by parsing its result.
 
 Rules for this file: no secret ever appears in a message, so problems name the slot and
 method but never echo a key line.
@@ -22,11 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from hacluster.core.codec import METHODS, AuthKey, KeyRing
+from hacluster.config.values import is_number
+from hacluster.core.codec import AEAD_METHODS, METHODS, AuthKey, KeyRing
 from hacluster.errors import ConfigError
 
 SLOTS: Final = 16
 """Heartbeat's MAXAUTH."""
+
+ECHO_MAX: Final = 8
+"""Words of a broken ``auth`` line longer than this are not echoed: they could be a key."""
+AEAD_SECRET_MIN: Final = 16
+"""Below this many characters an encryption secret can be guessed offline from captures."""
 
 _WEAK_SIGNING: Final[dict[str, str]] = {
     "crc": "crc is a checksum, not authentication: anyone on the network can forge packets",
@@ -113,7 +125,7 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
                 )
             auth = (slot, where)
             continue
-        if words[0].isdigit():
+        if is_number(words[0]):
             slots_written.add(int(words[0]))
         key_line = _key_line(words, where, problems, warnings)
         if key_line is None:
@@ -141,14 +153,19 @@ def _parse(text: str, path: str, problems: list[str], warnings: list[str]) -> Ke
     if signing.method in _WEAK_SIGNING:
         warnings.append(
             f"{where}: auth {slot}: signs with {signing.method}; {_WEAK_SIGNING[signing.method]}. "
-            "Use sha1 (works with Heartbeat) or sha256 (hacluster only)"
+            "Use sha1 (works with Heartbeat) or aes256gcm (hacluster only, encrypts)"
         )
     return KeyRing(slot, {index: line.key for index, line in sorted(keys.items())})
 
 
 def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
-    if len(words) != 2 or not words[1].isdigit():
-        problems.append(f"{where}: {' '.join(words)}: expected 'auth N' with one slot number 0..{SLOTS - 1}")
+    if len(words) != 2 or not is_number(words[1]):
+        # Short words are echoed, longer ones and anything after the second not: a key pasted
+        # onto this line must not reach a log (the fuzz run in bench/bench_fuzz.py checks).
+        shown = [w if len(w) <= ECHO_MAX else "…" for w in words[1:3]] + (["…"] if len(words) > 3 else [])
+        problems.append(
+            f"{where}: {' '.join(['auth', *shown])}: expected 'auth N' with one slot number 0..{SLOTS - 1}"
+        )
         return None
     slot = int(words[1])
     if slot >= SLOTS:
@@ -159,7 +176,7 @@ def _auth_slot(words: list[str], where: str, problems: list[str]) -> int | None:
 
 def _key_line(words: list[str], where: str, problems: list[str], warnings: list[str]) -> _KeyLine | None:
     """One ``N method [key]`` line; messages show slot and method, never the key."""
-    if not words[0].isdigit():
+    if not is_number(words[0]):
         problems.append(
             f"{where}: this line is neither 'auth N' nor 'N method [key]' (e.g. '1 sha1 <secret>'); fix or "
             "remove it"
@@ -170,7 +187,10 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
         problems.append(f"{where}: {slot}: missing the method; write '{slot} sha1 <secret>'")
         return None
     method = words[1]
-    label = f"{where}: {slot} {method}"
+    # The second word is echoed only if it is a method or short: a line without its method
+    # ("1 <key>") has the key here.
+    shown = method if method in METHODS or len(method) <= ECHO_MAX else "…"
+    label = f"{where}: {slot} {shown}"
     ok = True
     if slot >= SLOTS:
         problems.append(f"{label}: slot {slot} is out of range; Heartbeat has slots 0..{SLOTS - 1}")
@@ -178,6 +198,8 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
     if method not in METHODS:
         guess = difflib.get_close_matches(method.lower(), METHODS, n=1)
         hint = f"; did you mean {guess[0]}?" if guess else ""
+        if shown != method and not guess:
+            hint = f"; is the method missing? (the second word has {len(method)} characters)"
         problems.append(f"{label}: unknown method; expected one of {', '.join(METHODS)}{hint}")
         return None
     key = words[2] if len(words) > 2 else ""
@@ -187,6 +209,11 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
     if method != "crc" and not key:
         problems.append(f"{label}: {method} needs a key; write '{slot} {method} <secret>'")
         ok = False
+    if method in AEAD_METHODS and 0 < len(key) < AEAD_SECRET_MIN:
+        warnings.append(
+            f"{label}: the secret has only {len(key)} characters: anyone who records packets can "
+            f"try to guess it offline; use at least {AEAD_SECRET_MIN}, e.g. $(openssl rand -hex 32)"
+        )
     if len(words) > 3:
         warnings.append(
             f"{label}: only the first word of the key is used and the rest of the line is ignored, "
@@ -196,3 +223,82 @@ def _key_line(words: list[str], where: str, problems: list[str], warnings: list[
         return None
     secret = key.encode("utf-8", "surrogateescape")
     return _KeyLine(where, AuthKey(slot, method, secret))
+
+
+# --- edits for key rotation ---------------------------------------------------------------
+
+
+class AuthkeysEditError(ValueError):
+    """The file cannot take the edit (slot taken, no such key, the result would not parse)."""
+
+
+def _checked(text: str, path: str) -> tuple[str, KeyRing]:
+    problems: list[str] = []
+    keyring = _parse(text, path, problems, [])
+    if problems or keyring is None:
+        raise AuthkeysEditError("; ".join(problems) or f"{path}: the edited file has no signing key")
+    return text, keyring
+
+
+def parse_authkeys_text(text: str, path: str = "authkeys") -> KeyRing:
+    """The key ring of an authkeys text; ``AuthkeysEditError`` with the problems otherwise."""
+    return _checked(text, path)[1]
+
+
+def with_key_added(text: str, slot: int, method: str, secret: str, note: str = "") -> tuple[str, KeyRing]:
+    """``text`` with the key line ``slot method secret`` appended (``auth`` stays as it is)."""
+    keyring = parse_authkeys_text(text)
+    if slot in keyring.keys or any(_slot_of(line) == slot for line in text.splitlines()):
+        raise AuthkeysEditError(f"slot {slot} is already used in authkeys")
+    assert method in METHODS, method
+    assert secret, "a key line needs a secret"
+    assert not any(c.isspace() for c in secret), "a secret is one word"
+    body = text if text.endswith("\n") or not text else text + "\n"
+    comment = f"# {note}\n" if note else ""
+    return _checked(f"{body}{comment}{slot} {method} {secret}\n", "authkeys")
+
+
+def with_signing_slot(text: str, slot: int) -> tuple[str, KeyRing]:
+    """``text`` with its ``auth N`` line changed to ``auth slot`` in place."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        words = line.split()
+        if words[:1] == ["auth"]:
+            lines[i] = f"auth {slot}\n"
+            break
+    else:
+        raise AuthkeysEditError("authkeys has no auth line")
+    text, keyring = _checked("".join(lines), "authkeys")
+    if keyring.sign_index != slot:
+        raise AuthkeysEditError(f"auth {slot} did not take")
+    return text, keyring
+
+
+ROTATION_NOTE: Final = "added by hacrm cluster rotate-key"
+"""Start of the comment a rotation writes above the key line it adds (removed with it)."""
+
+
+def with_key_removed(text: str, slot: int) -> tuple[str, KeyRing]:
+    """``text`` without the key line of ``slot`` (refused while ``auth`` still names it).
+
+    The comment a rotation wrote just above that line goes with it.
+    """
+    keyring = parse_authkeys_text(text)
+    if keyring.sign_index == slot:
+        raise AuthkeysEditError(f"slot {slot} still signs (auth {slot}); switch first")
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if _slot_of(line) == slot:
+            if lines and lines[-1].lstrip("# ").startswith(ROTATION_NOTE):
+                lines.pop()
+            continue
+        lines.append(line)
+    text, keyring = _checked("".join(lines), "authkeys")
+    if slot in keyring.keys:
+        raise AuthkeysEditError(f"slot {slot} is still there")
+    return text, keyring
+
+
+def _slot_of(line: str) -> int | None:
+    words = line.split()
+    return int(words[0]) if words and is_number(words[0]) else None

@@ -7,8 +7,12 @@ The file is read in two passes.
 1. **Lines.**  Each line is stripped of its ``#`` comment and leading whitespace and split
    into a directive and its values.  ``_HANDLERS`` maps every directive we know to one
    method; the method checks that line's own values and records them together with the
-   line they came from.  Order matters where Heartbeat's does: ``udpport`` and ``baud``
-   are read by the media lines while they are parsed, so they must come first.
+   line they came from.  Order matters where Heartbeat's does: each UDP medium type
+   (``bcast``, ``ucast``) takes the ``udpport`` in effect when the *first* line of that type
+   is read, and keeps it for all its lines (seen on the real Heartbeat 3.0.6: ``bcast eth0``,
+   ``udpport 700``, ``bcast eth1``, ``ucast eth2 …`` listens on 694 on eth0 and eth1 and on
+   700 on eth2).  A ``udpport`` that changes nothing is silent; one that some links do not
+   follow is a warning naming each link's port.
 2. **Relations.**  ``_finish`` fills in Heartbeat's defaults and checks what only makes
    sense for the whole file: the timing arithmetic (``deadtime > 2 × keepalive`` and so
    on), that this node is listed, that there is at least one medium.
@@ -16,7 +20,10 @@ The file is read in two passes.
 Rules for this file: nothing raises on a bad configuration.  Every problem becomes one line
 ``path:line: <directive> <value>: what is wrong; what to do`` in ``problems`` and parsing
 goes on, so the operator sees every mistake at once.  Directives that Heartbeat knows but
-hacluster does not act on yet are accepted with a line in ``warnings``.
+hacluster does not act on yet are accepted with a line in ``warnings``, and so are legacy
+spellings Heartbeat still reads (``udp`` for ``bcast``).  A line is refused only where
+Heartbeat 3.0.6 refuses it (checked with the real daemon, tests/oracles) or where running
+with it would be unsafe, and the message then says which.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +40,6 @@ from typing import Final
 from hacluster.config.values import (
     BAUD_RATES,
     BOOL_HINT,
-    DEFAULT_BAUD,
     DEFAULT_DEADTIME_MS,
     DEFAULT_KEEPALIVE_MS,
     DEFAULT_UDPPORT,
@@ -41,6 +48,7 @@ from hacluster.config.values import (
     TIME_HINT,
     is_host,
     is_interface,
+    is_number,
     parse_bool,
     parse_time_ms,
 )
@@ -57,10 +65,13 @@ _INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "rtprio": (1, 99),
 }
 
+_GROUP_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+"""A POSIX portable group name, as groupadd takes it (at most 32 characters)."""
+
 _ACCEPTED_NOT_ACTED: Final[dict[str, str]] = {
     "respawn": "hacluster does not start respawn clients",
     "failfast": "hacluster does not start failfast clients",
-    "apiauth": "hacluster's API socket is guarded by its file mode, not apiauth",
+    "apiauth": "hacluster's API checks each caller's uid and groups (root, haclient, api_readonly_group), not apiauth",
     "uuidfrom": "hacluster identifies nodes by name",
     "compression": "hacluster never compresses packets",
     "compression_threshold": "hacluster never compresses packets",
@@ -81,12 +92,13 @@ _ACCEPTED_NOT_ACTED: Final[dict[str, str]] = {
     "record_config_changes": "hacluster does not run Pacemaker",
     "record_pengine_inputs": "hacluster does not run Pacemaker",
     "enable_config_writes": "hacluster does not run Pacemaker",
-    "mcast6": "IPv6 media are not supported yet, so this line adds no link",
-    "ucast6": "IPv6 media are not supported yet, so this line adds no link",
-    "ping6": "IPv6 ping nodes are not supported yet, so this line adds no ping node",
 }
 
 _ONCE_KEY: Final[dict[str, str]] = {"pacemaker": "crm"}
+
+CRM_MODES: Final = ("respawn", "minimal", "manual")
+"""``crm``/``pacemaker`` values besides the booleans: all of them mean "the resources are in the
+CIB", which hacluster reads (``cib_file``, or where Heartbeat v2 and Pacemaker keep it)."""
 """Directives that are spellings of another one, for the once-only check."""
 
 
@@ -117,7 +129,7 @@ class _Link:
     line: Line
     targets: list[str] = field(default_factory=list)
     port: int | None = None
-    """``None``: use ``udpport`` (bcast, ucast)."""
+    """``None``: the port of its medium type (bcast, ucast), fixed by the first line of the type."""
     ttl: int = 1
     loop: bool = False
 
@@ -180,6 +192,10 @@ class _HaCfParser:
         """Time directives whose line was wrong: checks against them would only repeat that."""
         self.media_lines = 0
         self.alerts: list[dict[str, object]] = []
+        self.udpport = DEFAULT_UDPPORT
+        self.udpport_lines: list[Line] = []
+        self.type_ports: dict[str, tuple[int, Line]] = {}
+        """Port of each UDP medium type, fixed by its first line (Heartbeat's plugins cache it)."""
 
     # -- pass 1 ---------------------------------------------------------------------------
 
@@ -192,6 +208,9 @@ class _HaCfParser:
         previous = self.raw.get(line.directive)
         self.raw[line.directive] = line.rest if previous is None else f"{previous}\n{line.rest}"
         handler(self, line)
+
+    def _type_port(self, kind: str, line: Line) -> None:
+        self.type_ports.setdefault(kind, (self.udpport, line))
 
     def _is_first(self, line: Line) -> bool:
         """Directives allowed once: a second line is an error naming both."""
@@ -206,6 +225,14 @@ class _HaCfParser:
             return False
         self.seen[key] = line
         return True
+
+    def _one_value(self, line: Line, hint: str) -> str | None:
+        """The one value of a directive that may repeat (Heartbeat applies each in turn)."""
+        if len(line.values) != 1:
+            got = "nothing" if not line.values else f"{len(line.values)} values"
+            self.problems.append(line.problem(f"takes exactly one value ({hint}), got {got}"))
+            return None
+        return line.values[0]
 
     def _single(self, line: Line, hint: str) -> str | None:
         """The one value of a once-only directive, or ``None`` after recording the problem."""
@@ -252,21 +279,14 @@ class _HaCfParser:
             self.nodes[name] = line
 
     def on_udpport(self, line: Line) -> None:
-        value = self._single(line, "a UDP port 1..65535")
+        value = self._one_value(line, "a UDP port 1..65535")
         if value is None:
             return
         port = self._int_in(line, value, 1, 65535)
         if port is None:
             return
-        if self.udp_media:
-            media = self.udp_media[0]
-            self.problems.append(
-                line.problem(
-                    f"must come before the media lines, but {media.where} ({media.text}) is above it and "
-                    f"was set up with the default port {DEFAULT_UDPPORT}; move udpport above {media.where}"
-                )
-            )
-            return
+        self.udpport = port
+        self.udpport_lines.append(line)
         self.values["udpport"] = port
 
     def on_baud(self, line: Line) -> None:
@@ -274,27 +294,28 @@ class _HaCfParser:
         value = self._single(line, f"one of {rates}")
         if value is None:
             return
-        if not value.isdigit() or int(value) not in BAUD_RATES:
+        if not is_number(value) or int(value) not in BAUD_RATES:
             self.problems.append(line.problem(f"unsupported serial speed; expected one of {rates}"))
             return
         if self.serial_lines:
             serial = self.serial_lines[0]
-            self.problems.append(
+            self.warnings.append(
                 line.problem(
-                    f"must come before the serial lines, but {serial.where} ({serial.text}) is above it and "
-                    f"was set up with the default {DEFAULT_BAUD} baud; move baud above {serial.where}"
+                    f"comes after {serial.where} ({serial.text}); Heartbeat 3.0.6 accepts that too, and "
+                    f"hacluster runs every serial link at {value} baud; move baud above {serial.where} so "
+                    "the file reads as it works"
                 )
             )
-            return
         self.values["baud"] = int(value)
 
     def _add_link(self, link: _Link) -> None:
         earlier = self.links.get(link.name)
         if earlier is not None:
-            self.problems.append(
+            self.warnings.append(
                 link.line.problem(
                     f"link {link.name} is already defined at {earlier.line.where} ({earlier.line.text}); "
-                    "remove one of the two"
+                    "Heartbeat accepts this and runs the medium twice, hacluster counts it once; remove "
+                    "one of the two"
                 )
             )
             return
@@ -311,6 +332,14 @@ class _HaCfParser:
     def on_bcast(self, line: Line) -> None:
         self.media_lines += 1
         self.udp_media.append(line)
+        if line.directive == "udp":
+            self.warnings.append(
+                line.problem(
+                    "'udp' is the old name of 'bcast' (Heartbeat: \"directive 'udp' replaced by 'bcast'\"); "
+                    f"read as bcast {line.rest}; write that"
+                )
+            )
+        self._type_port("bcast", line)
         if not line.values:
             self.problems.append(line.problem("needs at least one interface, e.g. bcast eth0"))
         for interface in line.values:
@@ -345,6 +374,7 @@ class _HaCfParser:
     def on_ucast(self, line: Line) -> None:
         self.media_lines += 1
         self.udp_media.append(line)
+        self._type_port("ucast", line)
         if len(line.values) != 2:
             example = " ".join(line.values[:2]) if len(line.values) > 2 else "eth0 10.0.0.2"
             self.problems.append(
@@ -370,6 +400,87 @@ class _HaCfParser:
             )
         else:
             link.targets.append(peer)
+
+    # IPv6 media, as Heartbeat 3.0.6's ucast6, mcast6 and ping6 plugins read them: numeric
+    # addresses only (they resolve with AI_NUMERICHOST / inet_pton), ucast6 on the udpport.
+
+    def on_ucast6(self, line: Line) -> None:
+        self.media_lines += 1
+        self.udp_media.append(line)
+        usage = "expected: ucast6 <interface> <IPv6 address>, e.g. ucast6 eth0 fd00::2 (one line per peer)"
+        if len(line.values) != 2:
+            self.problems.append(
+                line.problem(f"takes an interface and one peer, got {len(line.values)}; {usage}")
+            )
+            return
+        interface, peer = line.values
+        ok = self._check_interface(line, interface)
+        address, _, scope = peer.partition("%")
+        try:
+            ip = ipaddress.IPv6Address(address)
+        except ValueError:
+            self.problems.append(line.problem(f"peer {peer!r} is not an IPv6 address; {usage}"))
+            return
+        if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+            kind = "multicast" if ip.is_multicast else "unspecified" if ip.is_unspecified else "loopback"
+            self.problems.append(
+                line.problem(f"peer {peer} is a {kind} address; give the peer's unicast address")
+            )
+            ok = False
+        if scope and scope != interface:
+            self.problems.append(
+                line.problem(
+                    f"scope %{scope} is not the interface {interface}; write {address}%{interface} or {address}"
+                )
+            )
+            ok = False
+        if not ok:
+            return
+        name = f"ucast6 {interface}"
+        target = ip.compressed + (f"%{interface}" if ip.is_link_local else "")
+        link = self.links.get(name)
+        if link is None:
+            self._add_link(_Link(name, "ucast6", interface, line, [target]))
+        elif target in link.targets:
+            self.warnings.append(
+                line.problem(f"peer {peer} is already listed for {link.name}; it counts once")
+            )
+        else:
+            link.targets.append(target)
+
+    def on_mcast6(self, line: Line) -> None:
+        self.media_lines += 1
+        usage = "expected: mcast6 <interface> <group> <port> <hops 0..4> <loop 0|1>, e.g. mcast6 eth0 ff12::1:2:3:4 694 1 0"
+        if len(line.values) != 5:
+            self.problems.append(line.problem(f"takes 5 values, got {len(line.values)}; {usage}"))
+            return
+        interface, group, port_text, hops_text, loop_text = line.values
+        ok = self._check_interface(line, interface)
+        problem = _mcast6_group_problem(group)
+        if problem is not None:
+            self.problems.append(line.problem(f"group {group}: {problem}; {usage}"))
+            ok = False
+        port = self._int_in(line, port_text, 1, 65535, what="port")
+        hops = self._int_in(line, hops_text, 0, 4, what="hops")
+        loop = self._int_in(line, loop_text, 0, 1, what="loop")
+        if ok and port is not None and hops is not None and loop is not None:
+            group = ipaddress.IPv6Address(group).compressed
+            self._add_link(
+                _Link(f"mcast6 {interface}", "mcast6", interface, line, [group], port, hops, bool(loop))
+            )
+
+    def on_ping6(self, line: Line) -> None:
+        if not line.values:
+            self.problems.append(line.problem("needs at least one IPv6 address, e.g. ping6 fd00::fe"))
+        for address in line.values:
+            try:
+                ip = ipaddress.IPv6Address(address)
+            except ValueError:
+                self.problems.append(
+                    line.problem(f"{address!r} is not an IPv6 address (ping6 takes numeric addresses only)")
+                )
+                continue
+            self._add_ping_node(line, ip.compressed, (ip.compressed,))
 
     def on_serial(self, line: Line) -> None:
         self.media_lines += 1
@@ -485,7 +596,7 @@ class _HaCfParser:
             self.problems.append(line.problem(str(exc)))
 
     def _int_in(self, line: Line, text: str, low: int, high: int, what: str | None = None) -> int | None:
-        if text.isdigit() and low <= int(text) <= high:
+        if is_number(text) and low <= int(text) <= high:
             return int(text)
         label = f"{what} {text}" if what else text
         self.problems.append(line.problem(f"{label} is out of range; expected a whole number {low}..{high}"))
@@ -506,7 +617,7 @@ class _HaCfParser:
             return
         try:
             # Heartbeat reads a plain number here as milliseconds, unlike the other times.
-            ms = int(value) if value.isdigit() else parse_time_ms(value)
+            ms = int(value) if is_number(value) else parse_time_ms(value)
         except ValueError:
             self.problems.append(line.problem("expected milliseconds, e.g. max_rexmit_delay 250"))
             return
@@ -543,23 +654,39 @@ class _HaCfParser:
             self.values["cluster"] = value
 
     def on_crm(self, line: Line) -> None:
-        value = self._single(line, "off")
-        if value is None:
+        """``crm``/``pacemaker``: Heartbeat v2 and Pacemaker-on-Heartbeat keep the resources in a CIB.
+
+        hacluster does not run Pacemaker; it reads that CIB instead (``config.cluster``), so
+        the value is recorded and a Heartbeat value hacluster cannot give a meaning to is refused.
+        """
+        if not self._is_first(line):
             return
+        if len(line.values) != 1:
+            self.problems.append(line.problem(f"takes one value (on, off, {', '.join(CRM_MODES)})"))
+            return
+        value = line.values[0].lower()
         try:
             runs_pacemaker = parse_bool(value)
         except ValueError:
-            runs_pacemaker = value.lower() in ("respawn", "minimal", "manual")
-            if not runs_pacemaker:
-                self.problems.append(line.problem("expected off (or Heartbeat's on/respawn/minimal/manual)"))
-                return
-        if runs_pacemaker:
-            self.problems.append(
-                line.problem(
-                    "hacluster does not run Pacemaker; set crm off (or remove the line) and describe "
-                    "the resources in resources.crm"
+            if value not in CRM_MODES:
+                self.problems.append(
+                    line.problem(
+                        f"expected on, off or one of {', '.join(CRM_MODES)} (Heartbeat refuses other "
+                        "values too); write crm off for haresources, crm on for a CIB"
+                    )
                 )
-            )
+                return
+            runs_pacemaker = True
+        self.values["crm"] = value if runs_pacemaker else "off"
+
+    def on_cib_file(self, line: Line) -> None:
+        value = self._single(line, "the path of a CIB, e.g. /var/lib/pacemaker/cib/cib.xml")
+        if value is None:
+            return
+        if not value.startswith("/"):
+            self.problems.append(line.problem(f"must be an absolute path, e.g. cib_file /{value}"))
+            return
+        self.values["cib_file"] = Path(value)
 
     def on_stonith(self, line: Line) -> None:
         if len(line.values) < 2:
@@ -592,6 +719,22 @@ class _HaCfParser:
                 return
         if self._int_in(line, port_text, 1, 65535, what="port") is not None:
             self.values["metrics_listen"] = value
+
+    def on_api_readonly_group(self, line: Line) -> None:
+        """``api_readonly_group NAME``: members may read status, history and explain on the API
+        (hacluster.shell.access); whether the group exists is checked on each connection."""
+        value = self._single(line, "a group name")
+        if value is None:
+            return
+        if not _GROUP_NAME.fullmatch(value):
+            self.problems.append(
+                line.problem(
+                    f"{value!r} is not a group name (letters, digits, '_', '-', '.', not starting with "
+                    "a digit or '-'); e.g. api_readonly_group hareaders"
+                )
+            )
+            return
+        self.values["api_readonly_group"] = value
 
     def on_alert(self, line: Line) -> None:
         usage = "write alert /path/to/script [timeout=5s] [retries=3]"
@@ -636,12 +779,14 @@ class _HaCfParser:
         self._check_nodes()
         if not self.media_lines:
             self.problems.append(
-                f"{self.path}: no communication media: add at least one bcast, mcast, ucast or serial "
-                "line, e.g. bcast eth0"
+                f"{self.path}: no communication media: add at least one bcast, mcast, ucast, mcast6, ucast6 "
+                "or serial line, e.g. bcast eth0"
             )
         if "auto_failback" not in self.values and self.nice_failback is not None:
             self.values["auto_failback"] = self.nice_failback
-        udp_devices = {link.device for link in self.links.values() if link.kind != "serial"}
+        udp_devices = {
+            link.device for link in self.links.values() if link.kind in ("bcast", "mcast", "ucast")
+        }
         for interface, (_, line) in self.bind_addresses.items():
             if interface not in udp_devices:
                 self.problems.append(
@@ -649,15 +794,14 @@ class _HaCfParser:
                         f"no bcast, mcast or ucast line uses {interface}; remove this line or fix the name"
                     )
                 )
-        udpport = self.values.get("udpport", DEFAULT_UDPPORT)
-        assert isinstance(udpport, int)
+        self._check_udpport()
         self.values["links"] = tuple(
             {
                 "name": link.name,
                 "kind": link.kind,
                 "device": link.device,
                 "targets": tuple(link.targets),
-                "port": udpport if link.port is None else link.port,
+                "port": self._port_of(link),
                 "ttl": link.ttl,
                 "loop": link.loop,
                 "bind_address": self._bind_address(link),
@@ -674,8 +818,32 @@ class _HaCfParser:
         self.values["stonith_host"] = tuple(self.stonith_host)
         return HaCfResult(self.values, self.where, self.raw, self.problems, self.warnings)
 
+    def _port_of(self, link: _Link) -> int:
+        if link.port is not None:
+            return link.port
+        return self.type_ports.get(link.kind, (self.udpport, link.line))[0]
+
+    def _check_udpport(self) -> None:
+        """Warn when a udpport line is not what some links use (see the module docstring)."""
+        if not self.udpport_lines:
+            return
+        last = self.udpport_lines[-1]
+        ports = {
+            link.name: self._port_of(link) for link in self.links.values() if link.kind in ("bcast", "ucast")
+        }
+        if all(port == self.udpport for port in ports.values()) and len(self.udpport_lines) == 1:
+            return
+        uses = ", ".join(f"{name} port {port}" for name, port in ports.items()) or "no bcast or ucast link"
+        rule = (
+            "each medium type (bcast, ucast) takes the udpport in effect at its first line, as "
+            "Heartbeat 3.0.6 does"
+        )
+        self.warnings.append(
+            last.problem(f"{rule}, so the links use: {uses}; put one udpport above the media lines")
+        )
+
     def _bind_address(self, link: _Link) -> str:
-        if link.kind == "serial" or link.device not in self.bind_addresses:
+        if link.kind in ("serial", "ucast6", "mcast6") or link.device not in self.bind_addresses:
             return ""
         return self.bind_addresses[link.device][0]
 
@@ -717,7 +885,8 @@ class _HaCfParser:
         """Heartbeat's defaults and rules; all in integer milliseconds.
 
         deadtime > 2 × keepalive (two heartbeats may be lost before a peer is declared dead);
-        keepalive < warntime < deadtime (default ⌈deadtime / 2⌉); initdead ≥ deadtime, default
+        keepalive < warntime < deadtime (default ⌈deadtime / 2⌉; only warned about, as Heartbeat
+        accepts any warntime); initdead ≥ deadtime, default
         deadtime when above 10 s, 12 s when below 6 s, 2 × deadtime in between; deadping
         > 2 × keepalive (default deadtime).
         """
@@ -765,16 +934,19 @@ class _HaCfParser:
     def _check_warntime(
         self, warntime: Line, warntime_ms: int, deadtime_ms: int, keepalive_ms: int, keepalive_text: str
     ) -> None:
+        # Heartbeat 3.0.6 accepts both (checked with the real daemon): they only make the
+        # late-heartbeat warning useless, so they are warnings here too.
         if warntime_ms >= deadtime_ms:
-            self.problems.append(
+            self.warnings.append(
                 warntime.problem(
-                    f"must be less than deadtime ({deadtime_ms}ms); lower warntime or raise deadtime"
+                    f"is not less than deadtime ({deadtime_ms}ms), so a peer is declared dead before any "
+                    "late-heartbeat warning; lower warntime or raise deadtime"
                 )
             )
         elif warntime_ms <= keepalive_ms:
-            self.problems.append(
+            self.warnings.append(
                 warntime.problem(
-                    f"must be more than keepalive ({keepalive_text}), or every heartbeat counts as late; "
+                    f"is not more than keepalive ({keepalive_text}), so every heartbeat counts as late; "
                     "raise warntime or lower keepalive"
                 )
             )
@@ -793,6 +965,27 @@ class _HaCfParser:
                     "network is up"
                 )
             )
+
+
+def _mcast6_group_problem(group: str) -> str | None:
+    """Heartbeat's check of an mcast6 group: ff00::/8, flags 0 or transient, a useful scope.
+
+    Scopes 2 (link), 4 (admin), 5 (site) and 8 (organisation) are allowed; interface-local,
+    global and reserved scopes are not, nor a group of all zeros after the scope.
+    """
+    try:
+        packed = ipaddress.IPv6Address(group).packed
+    except ValueError:
+        return "not an IPv6 address"
+    if packed[0] != 0xFF:
+        return "not a multicast address (ff00::/8)"
+    if packed[1] & 0xE0:
+        return "flags other than transient (ff1x) are not allowed"
+    if packed[1] & 0x0F not in (0x2, 0x4, 0x5, 0x8):
+        return "scope must be link (ff02, ff12), admin (ff04), site (ff05) or organisation (ff08)"
+    if not any(packed[2:]):
+        return "a group of all zeros is reserved"
+    return None
 
 
 def _default_initdead_ms(deadtime_ms: int) -> int:
@@ -822,8 +1015,12 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "udpport": _HaCfParser.on_udpport,
     "baud": _HaCfParser.on_baud,
     "bcast": _HaCfParser.on_bcast,
+    "udp": _HaCfParser.on_bcast,
     "mcast": _HaCfParser.on_mcast,
     "ucast": _HaCfParser.on_ucast,
+    "mcast6": _HaCfParser.on_mcast6,
+    "ucast6": _HaCfParser.on_ucast6,
+    "ping6": _HaCfParser.on_ping6,
     "serial": _HaCfParser.on_serial,
     "ping": _HaCfParser.on_ping,
     "ping_group": _HaCfParser.on_ping_group,
@@ -847,9 +1044,11 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "cluster": _HaCfParser.on_cluster,
     "crm": _HaCfParser.on_crm,
     "pacemaker": _HaCfParser.on_crm,
+    "cib_file": _HaCfParser.on_cib_file,
     "bind_address": _HaCfParser.on_bind_address,
     "metrics_listen": _HaCfParser.on_metrics_listen,
     "alert": _HaCfParser.on_alert,
+    "api_readonly_group": _HaCfParser.on_api_readonly_group,
     **dict.fromkeys(_ACCEPTED_NOT_ACTED, _HaCfParser.on_accepted),
 }
 

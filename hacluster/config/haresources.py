@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from hacluster.config.values import is_number
 from hacluster.core.cib import ClusterConfig, Group, Location, Op, Primitive
 from hacluster.errors import ConfigError
 
@@ -70,11 +71,14 @@ def parse_haresources(
     check_scripts: bool = True,
     epoch: int = 0,
     warnings: list[str] | None = None,
+    nodes: Sequence[str] | None = None,
 ) -> ClusterConfig:
     """Translate ``haresources`` into a ``ClusterConfig``; ``ConfigError`` lists every problem.
 
     ``check_scripts=False`` skips looking for heartbeat-class scripts (tests, ``simulate``).
     ``warnings`` (if given) receives lines about syntax accepted with reduced meaning.
+    ``nodes`` (ha.cf's node list, if given): a line whose preferred node is not one of them is
+    refused, as Heartbeat refuses it ("Bad nodename in haresources").
     """
     if auto_failback not in AUTO_FAILBACK_VALUES:
         raise ValueError(f"auto_failback {auto_failback!r} is not one of {AUTO_FAILBACK_VALUES}")
@@ -96,6 +100,11 @@ def parse_haresources(
         if len(words) == 1:
             problems.append(f"{where}: node {node} has no resources; write {node} RESOURCE [RESOURCE …]")
             continue
+        if nodes is not None and node not in nodes:
+            problems.append(
+                f"{where}: {words[0]}: not a node of ha.cf ({', '.join(nodes)}); Heartbeat refuses it too "
+                f'("Bad nodename in haresources"); start the line with the node that should run the group'
+            )
         members: list[str] = []
         for key in words[1:]:
             if key in first_seen:
@@ -228,7 +237,12 @@ def _find_script(name: str, resource_d: Sequence[Path], init_d: Sequence[Path]) 
 
 
 def _ip_primitive(rsc_id: str, spec: str) -> Primitive:
-    fields = spec.split("/")
+    # Heartbeat's IPaddr wrapper strips each field with its following slashes (sed 's%^F/*%%'),
+    # so runs of slashes count as one and a trailing slash is nothing: 10.0.30.15//8/eth0:10 is
+    # address 10.0.30.15, netmask 8, nic eth0:10.
+    fields = [field for field in re.split("/+", spec)]
+    if len(fields) > 1 and fields[-1] == "":
+        fields.pop()
     if len(fields) > 4:
         raise _ResourceError(f"too many '/' fields in {spec!r}; {_IP_USAGE}")
     try:
@@ -237,11 +251,19 @@ def _ip_primitive(rsc_id: str, spec: str) -> Primitive:
         raise _ResourceError(f"{fields[0]!r} is not an IP address; {_IP_USAGE}") from None
     params: list[tuple[str, str]] = [("ip", str(address))]
     if len(fields) > 1 and fields[1]:
-        params.append(("cidr_netmask", _prefix_length(fields[1], address.max_prefixlen)))
+        try:
+            params.append(("cidr_netmask", _prefix_length(fields[1], address.max_prefixlen)))
+        except _ResourceError as exc:
+            if "//" not in spec:
+                raise
+            raise _ResourceError(
+                f"{exc} (Heartbeat's IPaddr reads '//' as one '/', so the field after it is the netmask); "
+                f"{_IP_USAGE}"
+            ) from None
     broadcast: str | None = None
     if len(fields) > 2 and fields[2]:
         # Heartbeat's rule: a third field starting with a digit is the broadcast, not the NIC.
-        if fields[2][0].isdigit():
+        if is_number(fields[2][0]):
             if len(fields) > 3:
                 raise _ResourceError(
                     f"{fields[2]!r} was read as the broadcast, so nothing may follow; {_IP_USAGE}"
@@ -269,7 +291,7 @@ def _ip_primitive(rsc_id: str, spec: str) -> Primitive:
 
 def _prefix_length(text: str, max_bits: int) -> str:
     """``24`` or a dotted netmask such as ``255.255.255.0``, as a prefix length."""
-    if text.isdigit() and int(text) <= max_bits:
+    if is_number(text) and int(text) <= max_bits:
         return str(int(text))
     try:
         return str(ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen)

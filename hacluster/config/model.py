@@ -35,8 +35,8 @@ class LinkConfig(BaseModel):
     model_config = _FROZEN
 
     name: str
-    """``bcast <if>``, ``mcast <if>``, ``ucast <if>`` or ``serial <dev>``."""
-    kind: Literal["bcast", "mcast", "ucast", "serial"]
+    """``bcast <if>``, ``mcast <if>``, ``ucast <if>``, ``mcast6 <if>``, ``ucast6 <if>`` or ``serial <dev>``."""
+    kind: Literal["bcast", "mcast", "ucast", "mcast6", "ucast6", "serial"]
     device: str
     targets: tuple[str, ...] = ()
     port: int = Field(default=DEFAULT_UDPPORT, ge=1, le=65535)
@@ -113,11 +113,22 @@ class LoadedConfig(BaseModel):
     metrics_listen: str | None = None
     """``ADDRESS:PORT`` of the Prometheus endpoint (``[v6]:PORT`` for IPv6); None: no endpoint."""
     alerts: tuple[AlertConfig, ...] = ()
+    crm: Literal["off", "on", "true", "yes", "y", "1", "respawn", "minimal", "manual"] = "off"
+    """``crm``/``pacemaker`` as written (lower-cased); anything but off: the resources are in a CIB."""
+    cib_file: Path | None = None
+    """hacluster's ``cib_file``: where that CIB is; None: where Heartbeat v2 or Pacemaker keep it."""
+    api_readonly_group: str | None = None
+    """Group whose members may only read the API (status, history, explain); None: no such group."""
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""
     where: dict[str, str] = {}
     """``path:line`` of the first line of each directive present."""
     keyring: KeyRing
+
+    @property
+    def uses_cib(self) -> bool:
+        """``crm`` on (any value but off): the resource configuration is a Pacemaker CIB."""
+        return self.crm != "off"
 
     def hbparameter(self, name: str) -> str | None:
         """The value of ``name`` as written in ha.cf, or ``None`` when it is not set."""

@@ -5,15 +5,20 @@ Theory of operation
 ``parse_resources_crm`` reads the file in three steps.
 
 1. **Statements.**  ``_statements`` splits the text into statements of tokens, each token
-   remembering its physical line.  A trailing ``\\`` joins the next line; ``#`` at the start
-   of a token starts a comment; ``"…"`` quotes (with ``\\"`` and ``\\\\`` escapes) and
-   ``'…'`` quotes keep blanks inside a value.
-2. **Grammar.**  The first word picks a handler in ``_HANDLERS`` (``primitive``, ``group``,
-   ``location``, ``colocation``, ``order``, ``property``, ``rsc_defaults``, ``op_defaults``,
-   ``node``, ``fencing_topology``).  A handler checks its own statement and appends model
-   objects; a bad statement becomes one problem and parsing goes on.
-3. **Meaning.**  The finished ``ClusterConfig`` runs ``check()``; each of its problems is
-   mapped back to the line that defined the element it names.
+   remembering its physical line, by crmsh's rules: a trailing ``\\`` joins the next line
+   (inside a quoted value too); a line starting with ``#`` is a comment; ``"…"`` quotes
+   (with ``\\"`` and ``\\\\`` escapes) and ``'…'`` quotes keep blanks inside a value.
+2. **Grammar.**  The first word (or an unambiguous prefix of it, as crmsh allows) picks a
+   handler in ``_HANDLERS`` (``primitive``, ``group``, ``location``, ``colocation``,
+   ``order``, ``property``, ``rsc_defaults``, ``op_defaults``, ``node``,
+   ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
+   checks its own statement and appends model objects; a bad statement becomes one problem
+   and parsing goes on.  A construct of a feature not built yet is refused through
+   ``features.MISSING``, by name.
+3. **Meaning.**  ``_Parser.finish`` applies the whole-file rules of ``crm_model`` (obsolete
+   options, redundant constraints, utilization), then the finished ``ClusterConfig`` runs
+   ``check()``; each of its problems is mapped back to the line that defined the element it
+   names.  What was accepted with a note goes to ``warnings``.
 
 Every problem reads ``path:line: <statement>: what; expected …`` and all of them are raised
 together as one ``ConfigError``.  ``render_resources_crm`` prints the crm configure show
@@ -22,7 +27,8 @@ every configuration the parser can produce.
 
 Deliberate differences from crmsh, documented in docs/resources-file.md: node names are
 lower-cased (as in ha.cf); constraints over three or more resources become a chain of pairs;
-rules, resource sets, clones, templates and tags are refused rather than half-supported.
+a ``# note`` after a statement is a comment; constraints a group already implies are dropped
+with a warning.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from hacluster.config.crm_model import (
+    MASTER_ROLES,
+    drop_redundant,
+    modernize_properties,
+    pacemaker_meta_value,
+    role_op_warning,
+    uname_rule_node,
+)
+from hacluster.config.features import MISSING
+from hacluster.config.values import is_number
 from hacluster.core.cib import (
     AGENT_CLASSES,
     OP_ROLES,
@@ -50,8 +66,10 @@ from hacluster.core.cib import (
     Primitive,
     format_score,
     format_time_ms,
+    parse_boolean,
     parse_score,
     parse_time_ms,
+    unknown_property_hint,
 )
 from hacluster.errors import ConfigError
 
@@ -72,20 +90,22 @@ OP_NAMES: Final = (
 )
 _OP_ATTRIBUTES: Final = ("interval", "timeout", "OCF_CHECK_LEVEL", "depth", "on-fail", "role")
 _UNSUPPORTED: Final[dict[str, str]] = {
-    "clone": "clones are not supported yet; run one instance per node with a location constraint each",
-    "ms": "promotable clones are not supported",
-    "master": "promotable clones are not supported",
-    "rsc_template": "resource templates are not supported; write each primitive in full",
-    "template": "resource templates are not supported; write each primitive in full",
-    "tag": "tags are not supported",
-    "rsc_ticket": "tickets are not supported",
-    "alert": "alerts are not configured here",
-    "acl_target": "ACLs are not supported",
-    "user": "ACLs are not supported",
-    "role": "ACLs are not supported",
-    "bundle": "bundles are not supported",
-    "fencing-topology": "write fencing_topology (with an underscore)",
+    "clone": "clone",
+    "ms": "promotable",
+    "master": "promotable",
+    "rsc_template": "templates",
+    "template": "templates",
+    "tag": "tags",
+    "rsc_ticket": "tickets",
+    "alert": "alerts",
+    "acl_target": "acls",
+    "user": "acls",
+    "role": "acls",
+    "bundle": "bundles",
 }
+"""Statements for a feature not built yet: ``features.MISSING`` says which and what to write."""
+_SHELL_COMMANDS: Final = ("commit", "end", "up", "verify")
+"""crm shell commands found in files fed to ``crm configure`` on standard input."""
 _NODE_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 _BARE_RE: Final = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
 
@@ -97,23 +117,34 @@ class Token:
     text: str
     line: int
     quoted: bool = False
+    opens_quoted: bool = False
+    """The word began with a quote (``"$id=x"`` is a value; ``$id="x"`` is a set id)."""
 
     def is_word(self, *words: str) -> bool:
         """An unquoted keyword (quoted text is always a value)."""
         return not self.quoted and self.text in words
 
 
-def parse_resources_crm(text: str, path: str = "resources.crm", *, epoch: int = 0) -> ClusterConfig:
-    """Parse crm configure syntax into a checked ``ClusterConfig``; ``ConfigError`` lists every problem."""
+def parse_resources_crm(
+    text: str, path: str = "resources.crm", *, epoch: int = 0, warnings: list[str] | None = None
+) -> ClusterConfig:
+    """Parse crm configure syntax into a checked ``ClusterConfig``; ``ConfigError`` lists every problem.
+
+    ``warnings`` (if given) receives ``file:line`` lines about what was accepted with a note:
+    obsolete spellings, redundant constraints, ignored attributes.
+    """
     parser = _Parser(path)
     for statement in _statements(text, path, parser.problems):
         parser.statement(statement)
+    parser.finish()
     cfg = parser.result(epoch)
     for subject, what in cfg.problems():
         if not parser.broken.intersection(
             re.findall(r"[\w.-]+", what)
         ):  # else it only echoes a bad statement
             parser.problems.append(f"{parser.where_of(subject)}: {subject}: {what}")
+    if warnings is not None:
+        warnings.extend(sorted(parser.warnings, key=_line_of))
     if parser.problems:
         raise ConfigError(sorted(parser.problems, key=_line_of))
     return cfg
@@ -130,73 +161,106 @@ def _line_of(problem: str) -> int:
 
 
 def _statements(text: str, path: str, problems: list[str]) -> list[list[Token]]:
+    """The statements of ``text``: lists of tokens, each token knowing its physical line.
+
+    As in crmsh: a line ending in ``\\`` continues the statement on the next line, also inside
+    a quoted value (the backslash goes, the next line's indentation too, so ``"a b \\`` +
+    ``    c"`` is ``a b c``); a line whose first non-blank is ``#`` is a comment.  A ``#``
+    that starts a word and is followed by a blank (``… # note``) starts a comment too (crmsh
+    refuses that; it is accepted here because it cannot mean anything else), while a ``#``
+    glued to a word is text: ``#uname`` in a rule, ``password=ab#c``.
+    """
     statements: list[list[Token]] = []
     current: list[Token] = []
+    state = _TokenState()
     # Only \n ends a line: str.splitlines() would also split on characters a quoted value may hold.
-    for lineno, physical in enumerate(text.split("\n"), start=1):
-        tokens, continued, error = _tokenize(physical.removesuffix("\r"), lineno)
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        physical = raw.removesuffix("\r")
+        if state.quote is None and not current and physical.lstrip().startswith("#"):
+            continue
+        if state.quote is not None:
+            physical = physical.lstrip(" \t")
+        continued, error = _tokenize(physical, lineno, state, current)
         if error is not None:
             problems.append(f"{path}:{lineno}: {error}")
             current = []
+            state = _TokenState()
             continue
-        current.extend(tokens)
         if not continued and current:
             statements.append(current)
             current = []
-    if current:
+    if state.quote is not None:
+        problems.append(
+            f"{path}:{state.quote_line}: unterminated {state.quote}quote; expected a closing {state.quote}"
+        )
+    elif current:
         statements.append(current)
     return statements
 
 
-def _tokenize(physical: str, lineno: int) -> tuple[list[Token], bool, str | None]:
-    """Tokens of one physical line, whether it ends with ``\\``, and an error if any."""
-    tokens: list[Token] = []
-    word: list[str] = []
-    quoted = in_word = False
+@dataclass(slots=True)
+class _TokenState:
+    """A word under construction, which a quoted value may carry over a line end."""
+
+    word: list[str] = field(default_factory=list)
+    in_word: bool = False
+    quoted: bool = False
+    quote: str | None = None
+    quote_line: int = 0
+    word_line: int = 0
+    opens_quoted: bool = False
+
+
+def _tokenize(physical: str, lineno: int, st: _TokenState, out: list[Token]) -> tuple[bool, str | None]:
+    """Append the tokens of one physical line to ``out``; whether the statement continues."""
     i, n = 0, len(physical)
     while i < n:
         char = physical[i]
+        if st.quote is not None:
+            if char == st.quote:
+                st.quote = None
+            elif char == "\\" and physical[i + 1 :].strip() == "":
+                return True, None  # a quoted value continues on the next line
+            elif st.quote == '"' and char == "\\" and i + 1 < n and physical[i + 1] in '\\"':
+                i += 1
+                st.word.append(physical[i])
+            else:
+                st.word.append(char)
+            i += 1
+            continue
         if char in " \t\r\f\v":
-            if in_word:
-                tokens.append(Token("".join(word), lineno, quoted))
-                word, quoted, in_word = [], False, False
-        elif char == "#" and not in_word:
+            _end_word(st, out)
+        elif char == "#" and not st.in_word and (i + 1 == n or physical[i + 1] in " \t"):
             break
         elif char == "\\" and physical[i + 1 :].strip() == "":
-            if in_word:
-                tokens.append(Token("".join(word), lineno, quoted))
-            return tokens, True, None
+            _end_word(st, out)
+            return True, None
         elif char in "\"'":
-            end, text = _quoted(physical, i)
-            if end < 0:
-                return [], False, f"unterminated {char}quote; expected a closing {char} on the same line"
-            word.append(text)
-            quoted = in_word = True
-            i = end
+            if not st.in_word:
+                st.word_line = lineno
+                st.opens_quoted = True
+            st.quote, st.quote_line = char, lineno
+            st.quoted = st.in_word = True
         else:
-            word.append(char)
-            in_word = True
+            if not st.in_word:
+                st.word_line = lineno
+            st.word.append(char)
+            st.in_word = True
         i += 1
-    if in_word:
-        tokens.append(Token("".join(word), lineno, quoted))
-    return tokens, False, None
+    if st.quote is not None:
+        mark = st.quote
+        return (
+            False,
+            f"unterminated {mark}quote; expected a closing {mark} on the same line, or \\ to continue it",
+        )
+    _end_word(st, out)
+    return False, None
 
 
-def _quoted(physical: str, start: int) -> tuple[int, str]:
-    """The text of the quote opened at ``start`` and the index of its closing quote (-1: none)."""
-    mark = physical[start]
-    out: list[str] = []
-    i = start + 1
-    while i < len(physical):
-        char = physical[i]
-        if char == mark:
-            return i, "".join(out)
-        if mark == '"' and char == "\\" and i + 1 < len(physical) and physical[i + 1] in '\\"':
-            i += 1
-            char = physical[i]
-        out.append(char)
-        i += 1
-    return -1, ""
+def _end_word(st: _TokenState, out: list[Token]) -> None:
+    if st.in_word:
+        out.append(Token("".join(st.word), st.word_line, st.quoted, st.opens_quoted))
+    st.word, st.in_word, st.quoted, st.opens_quoted = [], False, False, False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,12 +285,44 @@ class _Parser:
     """Line of the element each ``check()`` subject names (``"primitive vip"`` → 3)."""
     broken: set[str] = field(default_factory=set)
     """Ids of statements that failed to parse; ``check()`` complaints about them are dropped."""
+    warnings: list[str] = field(default_factory=list)
+    promotable_members: set[str] = field(default_factory=set)
+    """Primitives named by a (refused) ``ms`` statement: their role ops are not dead code."""
+    role_ops: list[tuple[str, str]] = field(default_factory=list)
+    """``(primitive, warning)`` for each op dropped for its promotable-clone role."""
+    utilization: list[tuple[str, int]] = field(default_factory=list)
+    """``(element, line)`` of each utilization section, judged once placement-strategy is known."""
 
     def statement(self, tokens: list[Token]) -> None:
         head = tokens[0]
+        if head.is_word(*_SHELL_COMMANDS) and len(tokens) == 1:
+            self.warnings.append(
+                f"{self.path}:{head.line}: {head.text}: a crm shell command, not configuration; ignored "
+                "(the file is read as a whole); remove the line"
+            )
+            return
+        without_ids = self._without_set_ids(tokens)
+        if without_ids is None:
+            return
+        tokens = without_ids
         handler = _HANDLERS.get(head.text)
+        if handler is None and not head.quoted:
+            # crmsh reads any unambiguous prefix of a keyword ("primitiv", "prim"); so do we
+            matches = (
+                [word for word in _HANDLERS if word.startswith(head.text)] if len(head.text) >= 3 else []
+            )
+            if len(matches) == 1:
+                self.warnings.append(
+                    f"{self.path}:{head.line}: {head.text}: read as {matches[0]}, as crmsh reads an "
+                    f"abbreviated keyword; write {matches[0]}"
+                )
+                handler = _HANDLERS[matches[0]]
         if handler is None or head.quoted:
             self.problems.append(self._unknown_statement(head))
+            if head.text in _UNSUPPORTED and len(tokens) > 1:
+                self.broken.add(tokens[1].text)  # references to it would only repeat the refusal
+                if _UNSUPPORTED[head.text] == "promotable" and len(tokens) > 2:
+                    self.promotable_members.add(tokens[2].text)
             return
         try:
             handler(self, tokens)
@@ -235,14 +331,83 @@ class _Parser:
             if len(tokens) > 1:
                 self.broken.add(tokens[1].text)
 
+    def _without_set_ids(self, tokens: list[Token]) -> list[Token] | None:
+        """crmsh 1.x writes the id of each attribute set (``property $id="cib-bootstrap-options"``,
+        ``operations $id=…``, ``rule $id=…``); one set each is kept here, so the ids go.
+
+        None (after recording the problem) for a reference to another set (``$id-ref=``, or
+        ``params @ID``), which cannot be kept.
+        """
+        kept: list[Token] = []
+        for index, token in enumerate(tokens):
+            after_section = index > 0 and tokens[index - 1].is_word("params", "meta", "utilization")
+            if token.opens_quoted:
+                kept.append(token)
+            elif token.text.startswith("$id="):
+                continue
+            elif token.text.startswith("$id-ref=") or (token.text.startswith("@") and after_section):
+                self.problems.append(
+                    f"{self.path}:{token.line}: {_head(tokens)}: {token.text!r}: references to another "
+                    "attribute set are not supported; copy the attributes here"
+                )
+                if len(tokens) > 1:
+                    self.broken.add(tokens[1].text)
+                return None
+            elif token.is_word("operations") and index > 2:
+                continue  # `operations $id=…` only names the set of the op lines after it
+            else:
+                kept.append(token)
+        return kept
+
     def _unknown_statement(self, head: Token) -> str:
         where = f"{self.path}:{head.line}: {head.text}"
         if head.text in _UNSUPPORTED:
-            return f"{where}: {_UNSUPPORTED[head.text]}"
+            return f"{self.path}:{head.line}: " + MISSING[_UNSUPPORTED[head.text]].message(head.text)
+        if head.text == "fencing-topology":
+            return f"{where}: write fencing_topology (with an underscore)"
+        if "=" in head.text:
+            return (
+                f"{where}: a NAME=VALUE where a statement should begin; is a line broken inside a word? "
+                f"join it to the end of line {head.line - 1}, or end that line with \\ to continue it"
+            )
         guess = difflib.get_close_matches(head.text, list(_HANDLERS), n=1)
         hint = f"; did you mean {guess[0]}?" if guess else ""
         known = ", ".join(_HANDLERS)
         return f"{where}: unknown statement; expected one of {known}{hint}"
+
+    def _meta_values(self, pairs: list[tuple[Token, str]]) -> list[tuple[Token, str]]:
+        out = []
+        for key, value in pairs:
+            read, warning = pacemaker_meta_value(key.text, value)
+            if warning is not None:
+                self.warnings.append(f"{self.path}:{key.line}: {warning}")
+            out.append((key, read))
+        return out
+
+    def finish(self) -> None:
+        """The whole-file rules of ``crm_model``: redundant constraints, obsolete options, utilization."""
+        self.warnings.extend(w for rsc, w in self.role_ops if rsc not in self.promotable_members)
+        self.orders, self.colocations, notes = drop_redundant(self.groups, self.orders, self.colocations)
+        for subject, what in notes:
+            self.warnings.append(f"{self.where_of(subject)}: {subject}: {what}")
+        for name, what in modernize_properties(self.properties, self.rsc_defaults, self.op_defaults):
+            self.warnings.append(f"{self.where_of(f'property {name}')}: property {name}: {what}")
+        for name in self.properties:
+            hint = unknown_property_hint(name)
+            if hint is not None:
+                self.warnings.append(f"{self.where_of(f'property {name}')}: property {name}: {hint}")
+        strategy = self.properties.get("placement-strategy", "default")
+        for element, line in self.utilization:
+            if strategy == "default":
+                self.warnings.append(
+                    f"{self.path}:{line}: {element}: utilization is ignored, as Pacemaker ignores it with "
+                    "placement-strategy=default; kept out of the configuration"
+                )
+            else:
+                self.problems.append(
+                    f"{self.path}:{line}: {element}: "
+                    + MISSING["utilization"].message(f"placement-strategy={strategy}")
+                )
 
     def where_of(self, subject: str) -> str:
         words = subject.split()
@@ -283,17 +448,28 @@ class _Parser:
         args: list[str] = []
         rest = tokens[3:]
         i = 0
+        if rest and not rest[0].is_word(*_SECTION_WORDS) and "=" in rest[0].text:
+            # crmsh lets `params` be left out right after the agent: primitive p Dummy fake=1
+            pairs, i = _pairs_after(rest, 0, _SECTION_WORDS)
+            _extend_unique(params, pairs, "params ")
         while i < len(rest):
             keyword = rest[i]
             if keyword.is_word("params", "meta"):
                 pairs, i = _pairs_after(rest, i + 1, _SECTION_WORDS)
                 target = params if keyword.text == "params" else meta
+                if keyword.text == "meta":
+                    pairs = self._meta_values(pairs)
                 _extend_unique(target, pairs, f"{keyword.text} ")
             elif keyword.is_word("op"):
                 if i + 1 >= len(rest) or rest[i + 1].quoted or "=" in rest[i + 1].text:
                     raise _StatementError(keyword.line, "op needs a name; write e.g. op monitor interval=10s")
                 pairs, end = _pairs_after(rest, i + 2, _SECTION_WORDS)
-                ops.append(_op(rest[i + 1], pairs))
+                role = next((v for k, v in pairs if k.text == "role"), None)
+                if role is not None and role.lower() in MASTER_ROLES:
+                    warning = role_op_warning(rsc_id.text, rest[i + 1].text, role)
+                    self.role_ops.append((rsc_id.text, f"{self.path}:{rest[i].line}: {warning}"))
+                else:
+                    ops.append(_op(rest[i + 1], pairs))
                 i = end
             elif keyword.is_word("args"):
                 if agent_class != "heartbeat":
@@ -305,7 +481,8 @@ class _Parser:
                     args.append(rest[i].text)
                     i += 1
             elif keyword.is_word("utilization"):
-                raise _StatementError(keyword.line, "utilization is not supported; remove it")
+                _, i = _pairs_after(rest, i + 1, _SECTION_WORDS)
+                self.utilization.append((f"primitive {rsc_id.text}", keyword.line))
             else:
                 raise _StatementError(
                     keyword.line, f"unexpected {keyword.text!r}; expected params, op, meta or args"
@@ -338,7 +515,7 @@ class _Parser:
             token = tokens[i]
             if token.is_word("meta"):
                 pairs, i = _pairs_after(tokens, i + 1, ("meta",))
-                _extend_unique(meta, pairs, "meta ")
+                _extend_unique(meta, self._meta_values(pairs), "meta ")
                 continue
             if token.is_word("params"):
                 raise _StatementError(token.line, "a group has no params; put them on its primitives")
@@ -348,6 +525,11 @@ class _Parser:
                 )
             members.append(token.text)
             i += 1
+        for key, value in meta:
+            if key.text in ("ordered", "collocated") and not _is_true_word(value):
+                raise _StatementError(
+                    key.line, MISSING["group-unordered"].message(f"meta {key.text}={value}")
+                )
         self.lines[f"group {tokens[1].text}"] = tokens[1].line
         self.groups.append(Group(tokens[1].text, tuple(members), tuple((k.text, v) for k, v in meta)))
 
@@ -355,18 +537,33 @@ class _Parser:
 
     def on_location(self, tokens: list[Token]) -> None:
         usage = "expected SCORE: NODE after the resource; write location ID RSC SCORE: NODE, e.g. location prefer-n1 web 100: node1"
-        if any(t.is_word("rule") for t in tokens):
-            raise _StatementError(
-                tokens[0].line, "location rules are not supported; use a node score: " + usage
-            )
         _refuse_sets(tokens)
-        words = _split_score_colon(tokens[3:])
+        if len(tokens) > 3 and tokens[3].is_word("rule"):
+            words = self._uname_rule(tokens, tokens[3:])
+        else:
+            words = _split_score_colon(tokens[3:])
+        if len(tokens) > 2 and tokens[2].text.partition(":")[2].lower() in MASTER_ROLES:
+            raise _StatementError(tokens[2].line, MISSING["roles"].message(tokens[2].text))
         if len(tokens) < 4 or len(words) != 2 or not words[0].text.endswith(":"):
             raise _StatementError(tokens[-1].line, usage)
         score = _score(words[0])
         node = _node_name(words[1])
         self.lines[f"location {tokens[1].text}"] = tokens[1].line
         self.locations.append(Location(tokens[1].text, _plain_rsc(tokens[2]), node, score))
+
+    def _uname_rule(self, tokens: list[Token], rule: list[Token]) -> list[Token]:
+        """``rule SCORE: #uname eq NODE`` as the words ``SCORE:`` ``NODE``; other rules are refused."""
+        words = [t for t in rule[1:] if not (t.text.startswith("$") and "=" in t.text)]
+        if len(words) >= 2 and ":" in words[0].text and not words[0].text.endswith(":"):
+            score, _, rest = words[0].text.partition(":")
+            words = [Token(score + ":", words[0].line), Token(rest, words[0].line), *words[1:]]
+        if any(t.text.startswith("$role") for t in rule):
+            raise _StatementError(rule[0].line, MISSING["roles"].message("rule $role"))
+        if len(words) == 4 and words[0].text.endswith(":"):
+            node = uname_rule_node(words[1].text, words[2].text, words[3].text)
+            if node is not None:
+                return [words[0], Token(words[3].text, words[3].line)]
+        raise _StatementError(rule[0].line, MISSING["rules"].message(" ".join(t.text for t in rule)))
 
     def on_colocation(self, tokens: list[Token]) -> None:
         usage = "write colocation ID SCORE: RSC WITH_RSC, e.g. colocation web-with-ip inf: web vip"
@@ -391,6 +588,9 @@ class _Parser:
         for token in tokens[3:]:
             if token.text.startswith("symmetrical=") and not token.quoted:
                 symmetrical = _boolean(token, token.text.partition("=")[2])
+            elif token.text.startswith("sequential=") and not token.quoted:
+                if not _boolean(token, token.text.partition("=")[2]):
+                    raise _StatementError(token.line, MISSING["resource-sets"].message(token.text))
             elif "=" in token.text:
                 raise _StatementError(
                     token.line, f"{token.text!r} is not supported; only symmetrical=true|false is"
@@ -438,6 +638,8 @@ class _Parser:
             raise _StatementError(tokens[0].line, usage)
         name_token = rest[0]
         base, _, node_type = name_token.text.partition(":")
+        if node_type in ("remote", "guest"):
+            raise _StatementError(name_token.line, MISSING["remote"].message(f"node type {node_type}"))
         if node_type and node_type not in ("normal", "member"):
             raise _StatementError(
                 name_token.line, f"node type {node_type!r} is not supported; drop :{node_type}"
@@ -450,7 +652,8 @@ class _Parser:
                 pairs, i = _pairs_after(rest, i + 1, ("attributes", "utilization"))
                 _extend_unique(attributes, pairs, "attribute ")
             elif rest[i].is_word("utilization"):
-                raise _StatementError(rest[i].line, "utilization is not supported; remove it")
+                _, i = _pairs_after(rest, i + 1, ("attributes", "utilization"))
+                self.utilization.append((f"node {base.lower()}", rest[0].line))
             else:
                 raise _StatementError(rest[i].line, f"unexpected {rest[i].text!r}; {usage}")
         if name in self.nodes:
@@ -590,7 +793,7 @@ def _op(name: Token, pairs: list[tuple[Token, str]]) -> Op:
             name.line, f"op {name.text}: timeout must be more than 0; give e.g. timeout=20s"
         )
     depth_text = values.get("OCF_CHECK_LEVEL", "0")
-    if not depth_text.isdigit():
+    if not is_number(depth_text):
         raise _StatementError(
             name.line, f"op {name.text}: OCF_CHECK_LEVEL={depth_text!r}; expected 0, 10, 20 …"
         )
@@ -664,7 +867,7 @@ def _plain_rsc(token: Token) -> str:
 def _rsc_role(token: Token) -> str:
     rsc, colon, role = token.text.partition(":")
     if colon and role != "Started":
-        raise _StatementError(token.line, f"{token.text!r}: only the Started role is supported; write {rsc}")
+        raise _StatementError(token.line, MISSING["roles"].message(token.text))
     if "=" in token.text:
         raise _StatementError(
             token.line, f"{token.text!r} is not supported; colocation takes resource ids only"
@@ -674,6 +877,8 @@ def _rsc_role(token: Token) -> str:
 
 def _rsc_action(token: Token) -> str:
     rsc, colon, action = token.text.partition(":")
+    if colon and action in ("promote", "demote"):
+        raise _StatementError(token.line, MISSING["roles"].message(token.text))
     if colon and action != "start":
         raise _StatementError(
             token.line, f"{token.text!r}: only the start action can be ordered; write {rsc}"
@@ -684,17 +889,21 @@ def _rsc_action(token: Token) -> str:
 def _refuse_sets(tokens: list[Token]) -> None:
     for token in tokens:
         if not token.quoted and (token.text[:1] in "([{" or token.text[-1:] in ")]}"):
-            raise _StatementError(
-                token.line, "resource sets are not supported; write one constraint per pair"
-            )
+            raise _StatementError(token.line, MISSING["resource-sets"].message(token.text))
+
+
+def _is_true_word(value: str) -> bool:
+    try:
+        return parse_boolean(value)
+    except ValueError:
+        return True  # not a boolean at all: check() names it
 
 
 def _boolean(token: Token, value: str) -> bool:
-    if value.lower() in ("true", "yes", "on", "1"):
-        return True
-    if value.lower() in ("false", "no", "off", "0"):
-        return False
-    raise _StatementError(token.line, f"{token.text!r}; expected true or false")
+    try:
+        return parse_boolean(value)
+    except ValueError as exc:
+        raise _StatementError(token.line, f"{token.text!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -758,12 +967,12 @@ def _render_op(op: Op) -> str:
     words = [f"op {op.name}", f"interval={format_time_ms(op.interval_ms)}"]
     if op.timeout_ms:
         words.append(f"timeout={format_time_ms(op.timeout_ms)}")
-    if op.depth:
-        words.append(f"OCF_CHECK_LEVEL={op.depth}")
     if op.on_fail is not None:
         words.append(_pair("on-fail", op.on_fail))
     if op.role is not None:
         words.append(_pair("role", op.role))
+    if op.depth:  # last: crmsh wants op attributes before instance attributes such as this one
+        words.append(f"OCF_CHECK_LEVEL={op.depth}")
     return " ".join(words)
 
 

@@ -2,16 +2,21 @@
 
 Times follow Heartbeat's ``cl_get_msec``: a plain number is seconds (decimals allowed), a
 ``ms`` or ``us`` suffix changes the unit, and the result is whole milliseconds.  Booleans
-follow ``cl_str_to_boolean``.  Each parser raises ``ValueError`` whose text says what was
-expected; callers add the file and line.
+follow ``cl_str_to_boolean``.  Both are the crm parsers of ``hacluster.core.cib`` with ha.cf's
+unit set (``HACF_TIME_UNITS``: no ``min``/``h``, no ISO-8601; the reasons are written beside
+that table), so there is one parser for each.  Each raises ``ValueError`` whose text says
+what was expected; callers add the file and line.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
+
+from hacluster.core.cib import BOOL_HINT as BOOL_HINT
+from hacluster.core.cib import HACF_TIME_UNITS, parse_boolean
+from hacluster.core.cib import parse_time_ms as _parse_time_ms
 
 BAUD_RATES: Final = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 DEFAULT_UDPPORT: Final = 694
@@ -32,21 +37,7 @@ SYSLOG_FACILITIES: Final = frozenset(
     + ["none"]
 )
 
-_TIME_RE: Final = re.compile(r"^(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>[a-zA-Z]*)$")
-_TIME_UNITS_MS: Final[dict[str, Decimal]] = {
-    "": Decimal(1000),
-    "s": Decimal(1000),
-    "sec": Decimal(1000),
-    "ms": Decimal(1),
-    "msec": Decimal(1),
-    "us": Decimal("0.001"),
-    "usec": Decimal("0.001"),
-}
 TIME_HINT: Final = "a number of seconds such as 2 or 0.5, or a number with ms or us such as 500ms"
-
-_TRUE_WORDS: Final = frozenset(["true", "on", "yes", "y", "1"])
-_FALSE_WORDS: Final = frozenset(["false", "off", "no", "n", "0"])
-BOOL_HINT: Final = "on/off, yes/no, true/false, y/n or 1/0"
 
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 
@@ -57,22 +48,17 @@ def parse_time_ms(text: str) -> int:
     Raises ``ValueError`` saying what is expected.  Rounds to the nearest millisecond,
     as Heartbeat's ``cl_get_msec`` does.
     """
-    match = _TIME_RE.match(text)
-    unit = match.group("unit").lower() if match else ""
-    if match is None or unit not in _TIME_UNITS_MS:
+    if text != text.strip():
         raise ValueError(f"expected {TIME_HINT}")
-    scaled = Decimal(match.group("number")) * _TIME_UNITS_MS[unit]
-    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return _parse_time_ms(text, units=HACF_TIME_UNITS, iso=False)
+    except ValueError:
+        raise ValueError(f"expected {TIME_HINT}") from None
 
 
 def parse_bool(text: str) -> bool:
     """Heartbeat's boolean words, case-insensitive; raises ``ValueError`` otherwise."""
-    word = text.lower()
-    if word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
-        return False
-    raise ValueError(f"expected {BOOL_HINT}")
+    return parse_boolean(text)
 
 
 def is_host(text: str) -> bool:
@@ -83,6 +69,12 @@ def is_host(text: str) -> bool:
         looks_numeric = all(part.isdigit() for part in text.split("."))
         return not looks_numeric and len(text) <= 253 and _HOST_RE.match(text) is not None
     return True
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and "①", which ``int`` refuses
+    (found by bench/bench_fuzz.py, where such a value crashed the parsers)."""
+    return text.isascii() and text.isdigit()
 
 
 def is_interface(text: str) -> bool:

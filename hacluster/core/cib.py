@@ -45,6 +45,7 @@ ORDER_KINDS: Final = ("Mandatory", "Optional", "Serialize")
 ON_FAIL_VALUES: Final = ("ignore", "block", "stop", "restart", "standby", "fence")
 OP_ROLES: Final = ("Started", "Stopped")
 TARGET_ROLES: Final = ("Started", "Stopped")
+MULTIPLE_ACTIVE_VALUES: Final = ("block", "stop_only", "stop_start", "stop_unexpected")
 
 PROPERTY_DEFAULTS: Final[dict[str, str]] = {
     "stonith-enabled": "true",
@@ -111,8 +112,6 @@ KNOWN_PROPERTIES: Final = frozenset(
 
 _ID_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_TRUE_WORDS: Final = frozenset(["true", "on", "yes", "y", "1"])
-_FALSE_WORDS: Final = frozenset(["false", "off", "no", "n", "0"])
 
 Pairs = tuple[tuple[str, str], ...]
 T = TypeVar("T")
@@ -142,8 +141,11 @@ def format_score(score: int) -> str:
     return str(score)
 
 
-_TIME_RE: Final = re.compile(r"^(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*)$")
-_TIME_UNITS_MS: Final[dict[str, Decimal]] = {
+# One table of time units and one set of boolean words, for crm files, CIBs and ha.cf alike
+# (``hacluster.config.values`` builds ha.cf's parsers from these).  The differences that must
+# stay are written next to each table.
+
+TIME_UNITS_MS: Final[dict[str, Decimal]] = {
     "": Decimal(1000),
     "s": Decimal(1000),
     "sec": Decimal(1000),
@@ -156,30 +158,65 @@ _TIME_UNITS_MS: Final[dict[str, Decimal]] = {
     "h": Decimal(3_600_000),
     "hr": Decimal(3_600_000),
 }
+"""Pacemaker's units (``crm_get_msec``): a plain number is seconds.
+
+ha.cf uses ``HACF_TIME_UNITS``, a subset: Heartbeat's ``cl_get_msec`` knows a plain number
+(seconds), ``ms``/``msec`` and ``us``/``usec`` only.  Checked against Heartbeat 3.0.6 itself
+(tests/oracles): ``keepalive 500msec`` and ``keepalive .5`` are accepted, while ``2s``,
+``2sec``, ``1min`` and ``500 ms`` (a blank before the unit) are refused.  hacluster also
+accepts ``s``/``sec`` in ha.cf because they cannot be misread; ``m``, ``min``, ``h``, ``hr``
+and ISO-8601 durations stay crm-only, so an ha.cf written for hacluster never means
+something else to a reader who knows Heartbeat.
+"""
+
+HACF_TIME_UNITS: Final = frozenset(["", "s", "sec", "ms", "msec", "us", "usec"])
+
+_TIME_RE: Final = re.compile(r"^(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*)$")
 _ISO_RE: Final = re.compile(
-    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:(?P<h0>\d+)H)?(?:(?P<s0>\d+)S)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
+"""ISO-8601 durations as Pacemaker's ``crm_time_parse_duration`` reads them: ``H`` and ``S``
+count before the ``T`` too (``P40S`` is 40 s, as Pacemaker and crmsh accept it).  ``Y`` and
+a date-part ``M`` (months) have no fixed length in milliseconds and are refused."""
 TIME_HINT: Final = (
     "a time such as 10s, 500ms, 1m or 1h (a plain number is seconds), or ISO-8601 such as PT10S"
 )
 
+TRUE_WORDS: Final = frozenset(["true", "on", "yes", "y", "1"])
+FALSE_WORDS: Final = frozenset(["false", "off", "no", "n", "0"])
+"""Boolean words, case-insensitive.  Heartbeat's ``cl_str_to_boolean`` (ha.cf) and Pacemaker's
+``crm_str_to_boolean`` (crm, CIB) accept exactly these, so there is no difference to keep."""
+BOOL_HINT: Final = "on/off, yes/no, true/false, y/n or 1/0"
 
-def parse_time_ms(text: str) -> int:
-    """A crm time value in integer milliseconds; raises ``ValueError`` saying what is expected."""
+
+def parse_time_ms(text: str, *, units: frozenset[str] | None = None, iso: bool = True) -> int:
+    """A time value in integer milliseconds; raises ``ValueError`` saying what is expected.
+
+    ``units`` restricts the suffixes (``HACF_TIME_UNITS`` for ha.cf); ``iso`` allows ISO-8601
+    durations.  Rounds to the nearest millisecond, as Heartbeat's ``cl_get_msec`` does.
+    """
     word = text.strip()
-    iso = _ISO_RE.match(word.upper())
-    if iso is not None and word.upper() not in ("P", "PT") and not word.upper().endswith("T"):
-        total = Decimal(0)
-        for unit, scale in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
-            total += Decimal(iso.group(unit) or 0) * scale
-        total += Decimal(iso.group("s") or 0) * 1000
-        return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if iso:
+        iso_match = _ISO_RE.match(word.upper())
+        if iso_match is not None and word.upper() not in ("P", "PT") and not word.upper().endswith("T"):
+            total = Decimal(0)
+            for unit, scale in (
+                ("w", 604_800_000),
+                ("d", 86_400_000),
+                ("h0", 3_600_000),
+                ("h", 3_600_000),
+                ("m", 60_000),
+            ):
+                total += Decimal(iso_match.group(unit) or 0) * scale
+            total += (Decimal(iso_match.group("s0") or 0) + Decimal(iso_match.group("s") or 0)) * 1000
+            return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
     match = _TIME_RE.match(word.lower())
-    if match is None or match.group("unit") not in _TIME_UNITS_MS:
+    allowed = TIME_UNITS_MS.keys() if units is None else units
+    if match is None or match.group("unit") not in allowed:
         raise ValueError(f"expected {TIME_HINT}")
     try:
-        scaled = Decimal(match.group("number")) * _TIME_UNITS_MS[match.group("unit")]
+        scaled = Decimal(match.group("number")) * TIME_UNITS_MS[match.group("unit")]
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
         raise ValueError(f"expected {TIME_HINT}") from exc
     return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -199,13 +236,51 @@ def format_time_ms(ms: int) -> str:
 
 
 def parse_boolean(text: str) -> bool:
-    """Pacemaker's boolean words (``crm_is_true``), case-insensitive."""
+    """The boolean words of ``TRUE_WORDS``/``FALSE_WORDS``, case-insensitive."""
     word = text.strip().lower()
-    if word in _TRUE_WORDS:
+    if word in TRUE_WORDS:
         return True
-    if word in _FALSE_WORDS:
+    if word in FALSE_WORDS:
         return False
-    raise ValueError("expected true/false, yes/no, on/off, y/n or 1/0")
+    raise ValueError(f"expected {BOOL_HINT}")
+
+
+_PACEMAKER_INT_RE: Final = re.compile(r"^\s*([+-]?\d+)(.*)$", re.DOTALL)
+
+
+def pacemaker_integer(text: str) -> tuple[int, str]:
+    """An integer the way Pacemaker's ``pcmk__scan_ll`` reads it: the leading digits, and the rest.
+
+    Pacemaker reads ``priority=1.0`` as 1 and only warns ("Characters left over after parsing
+    '1.0': '.0'", seen with ``crm_verify``); the rest is returned so the caller can warn too.
+    Raises ``ValueError`` when there are no leading digits at all.
+    """
+    match = _PACEMAKER_INT_RE.match(text)
+    if match is None:
+        raise ValueError("expected an integer")
+    return int(match.group(1)), match.group(2)
+
+
+_GLUE_EXTERNAL_RE: Final = re.compile(r"^external/[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+
+
+def is_agent_type(agent_class: str, agent_type: str) -> bool:
+    """A file name under the class's directory; ``stonith`` also takes cluster-glue's
+    ``external/NAME`` plugins (``stonith -t external/ssh``, as Heartbeat and crmsh name them)."""
+    if agent_class == "stonith" and _GLUE_EXTERNAL_RE.match(agent_type):
+        return True
+    return bool(agent_type) and "/" not in agent_type and not agent_type.startswith(".")
+
+
+def is_true(text: str | None) -> bool:
+    """A boolean attribute as the cluster acts on it: true only for one of ``parse_boolean``'s
+    true words.  Unset or malformed (``check()`` reports the latter) reads as false."""
+    if text is None:
+        return False
+    try:
+        return parse_boolean(text)
+    except ValueError:
+        return False
 
 
 def is_valid_id(text: str) -> bool:
@@ -393,6 +468,40 @@ class ClusterConfig:
 
     def is_stonith_enabled(self) -> bool:
         return _or_default(parse_boolean, self.property("stonith-enabled"), True)
+
+    def is_maintenance_mode(self) -> bool:
+        """``maintenance-mode``: the cluster starts, stops and monitors nothing."""
+        return is_true(self.property("maintenance-mode"))
+
+    def is_node_standby(self, node: str) -> bool:
+        return is_true(self.node_attribute(node, "standby"))
+
+    def is_node_in_maintenance(self, node: str) -> bool:
+        """The node attribute ``maintenance``: nothing is started, stopped or monitored there."""
+        return is_true(self.node_attribute(node, "maintenance"))
+
+    def is_resource_in_maintenance(self, rsc_id: str) -> bool:
+        """``meta maintenance=true`` (on it, its group or in ``rsc_defaults``)."""
+        return is_true(self.meta_of(rsc_id, "maintenance"))
+
+    def is_managed(self, rsc_id: str) -> bool:
+        """The cluster may start and stop ``rsc_id``: ``is-managed`` (default true) and not in
+        maintenance.  ``maintenance-mode`` and node maintenance are checked apart: they
+        apply to a node or the whole cluster, not to one resource."""
+        managed = _or_default(parse_boolean, self.meta_of(rsc_id, "is-managed"), True)
+        return managed and not self.is_resource_in_maintenance(rsc_id)
+
+    def no_quorum_policy(self) -> str:
+        """``stop``, ``freeze``, ``ignore`` or ``demote`` (lower case; malformed reads as stop)."""
+        policy = (self.property("no-quorum-policy") or "stop").strip().lower()
+        return policy if policy in ("stop", "freeze", "ignore", "demote") else "stop"
+
+    def multiple_active_of(self, rsc_id: str) -> str:
+        """What to do when ``rsc_id`` is found active on several nodes (Pacemaker's
+        ``multiple-active``): ``stop_start`` (the default), ``stop_only``, ``block`` or
+        ``stop_unexpected``."""
+        value = (self.meta_of(rsc_id, "multiple-active") or "stop_start").strip().lower()
+        return value if value in MULTIPLE_ACTIVE_VALUES else "stop_start"
 
     def target_role_of(self, rsc_id: str) -> str:
         """``Started`` or ``Stopped``."""
@@ -629,8 +738,14 @@ def _primitive_problems(p: Primitive) -> Iterator[tuple[str, str]]:
         yield subject, "an ocf agent needs a provider; write ocf:PROVIDER:TYPE, e.g. ocf:heartbeat:IPaddr2"
     if p.agent_class != "ocf" and p.provider is not None:
         yield subject, f"a {p.agent_class} agent has no provider; write {p.agent_class}:{p.type}"
-    if not p.type or "/" in p.type or p.type.startswith("."):
-        yield subject, f"agent type {p.type!r} is not a plain file name; name the agent without a path"
+    if not is_agent_type(p.agent_class, p.type):
+        yield (
+            subject,
+            (
+                f"agent type {p.type!r} is not a plain file name; name the agent without a path"
+                + ("; cluster-glue plugins are written external/NAME" if p.agent_class == "stonith" else "")
+            ),
+        )
     if p.args and p.agent_class != "heartbeat":
         yield subject, "positional arguments are only for heartbeat-class scripts; use params instead"
     for name, _ in (*p.params, *p.meta):
@@ -674,10 +789,17 @@ def _reference_problems(
 
 
 def _nested_problems(cfg: ClusterConfig, subject: str, names: tuple[str, ...]) -> Iterator[tuple[str, str]]:
-    """A constraint between two members of the same group fights the group's own ordering."""
+    """A constraint between two members of one group: redundant ones are dropped by the parsers
+    (``hacluster.config.crm_model.drop_redundant``), so what is left here contradicts the group."""
     groups = [cfg.group_of(name) for name in names]
-    if groups[0] is not None and groups[0] == groups[1]:
-        yield subject, f"both resources are in group {groups[0].id}, which already orders and colocates them"
+    group = groups[0]
+    if group is not None and group == groups[1]:
+        yield (
+            subject,
+            f"contradicts group {group.id}, which starts {', '.join(group.members)} in that order on "
+            f"one node, so the resources could never all start; remove the constraint "
+            f"(the group already orders and colocates its members)",
+        )
 
 
 _META_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
@@ -760,12 +882,33 @@ def _meta_problems(subject: str, meta: Pairs) -> Iterator[tuple[str, str]]:
                 yield subject, f"meta {name}={value!r} is malformed; expected {expected}"
 
 
+def unknown_property_hint(name: str) -> str | None:
+    """For a property name Pacemaker does not know: the warning to give, else None.
+
+    Pacemaker and crmsh accept any name (resource agents keep state in ``crm_config``, e.g.
+    ``p_mysql_REPL_INFO``), so an unknown name is a warning, never a refusal.
+    """
+    if name in KNOWN_PROPERTIES:
+        return None
+    guess = difflib.get_close_matches(name, sorted(KNOWN_PROPERTIES), n=1)
+    hint = f"did you mean {guess[0]}? " if guess else ""
+    return f"is not a cluster option, so it has no effect on the cluster; {hint}(kept as written)"
+
+
+_UNSUPPORTED_PROPERTY_VALUES: Final[dict[tuple[str, str], str]] = {
+    ("no-quorum-policy", "suicide"): (
+        "it needs a node to fence itself (a watchdog), which hacluster cannot do yet; use stop: "
+        "a partition without quorum stops its resources and the partition with quorum fences it"
+    ),
+}
+"""Values Pacemaker defines that hacluster refuses rather than accept and not act on."""
+
+
 def _property_problems(properties: Pairs) -> Iterator[tuple[str, str]]:
     for name, value in properties:
-        if name not in KNOWN_PROPERTIES:
-            guess = difflib.get_close_matches(name, sorted(KNOWN_PROPERTIES), n=1)
-            hint = f"; did you mean {guess[0]}?" if guess else "; check the spelling"
-            yield f"property {name}", f"is not a cluster property hacluster knows{hint}"
+        unsupported = _UNSUPPORTED_PROPERTY_VALUES.get((name, value.strip().lower()))
+        if unsupported is not None:
+            yield f"property {name}", f"value {value!r} is not supported: {unsupported}"
         elif name in _PROPERTY_CHECKS:
             check, expected = _PROPERTY_CHECKS[name]
             try:

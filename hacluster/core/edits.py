@@ -7,7 +7,9 @@ CLI's ``--dry-run`` and ``simulate`` can call the same functions without proposi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import replace
+from typing import TypeVar
 
 from hacluster.core.cib import INFINITY, ClusterConfig, Location, Pairs
 from hacluster.errors import HAClusterError
@@ -283,3 +285,42 @@ def rsc_hold(config: ClusterConfig, node: str, running_on: dict[str, set[str]], 
     if local and foreign:
         return "all"
     return "local" if local else ("foreign" if foreign else "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# configure load update
+
+
+def merge_by_id(current: ClusterConfig, update: ClusterConfig) -> ClusterConfig:
+    """``current`` with every object of ``update`` replacing the one with its id (others kept).
+
+    Ids: primitives, groups and constraints by id; properties and defaults by name; node
+    attributes by node; fencing levels by (target, index).  New objects go after the kept
+    ones.  The result has ``epoch + 1``; ``check()`` it before use (an id may change kind).
+    """
+
+    return replace(
+        current,
+        epoch=current.epoch + 1,
+        primitives=_merged(current.primitives, update.primitives, lambda p: p.id),
+        groups=_merged(current.groups, update.groups, lambda g: g.id),
+        locations=_merged(current.locations, update.locations, lambda c: c.id),
+        colocations=_merged(current.colocations, update.colocations, lambda c: c.id),
+        orders=_merged(current.orders, update.orders, lambda c: c.id),
+        properties=_merged(current.properties, update.properties, lambda kv: kv[0]),
+        rsc_defaults=_merged(current.rsc_defaults, update.rsc_defaults, lambda kv: kv[0]),
+        op_defaults=_merged(current.op_defaults, update.op_defaults, lambda kv: kv[0]),
+        node_attributes=_merged(current.node_attributes, update.node_attributes, lambda na: na[0]),
+        fencing_levels=_merged(
+            current.fencing_levels, update.fencing_levels, lambda lv: (lv.target, lv.index)
+        ),
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _merged(old: tuple[_T, ...], new: tuple[_T, ...], key: Callable[[_T], Hashable]) -> tuple[_T, ...]:
+    fresh = {key(x): x for x in new}
+    kept = [fresh.pop(key(x), x) for x in old]
+    return (*kept, *fresh.values())

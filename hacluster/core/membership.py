@@ -25,6 +25,13 @@ have to be *new* to count:
   refresh liveness too, which would let a recorded packet, replayed, keep a dead node "alive";
   we do not.
 
+Keys.  Every key of the key ring is tried on receive (the packet names its slot); the
+``auth`` slot signs, or seals, what we send.  An encrypting key needs this process's
+``codec.Sealer`` (session id and nonce counter), which lives here for the whole run: a new
+key ring (reload, ``set_keyring``) changes the keys, never the counter.  AEAD keys are
+salted with the cluster name (``KeyRing.for_cluster``).  ``hac_key`` messages, the cluster
+key rotation, go up to the shell as ``KeyMessage``: it owns the authkeys file.
+
 Everything this module decides comes back as effects: ``Send`` for packets, ``Notice`` for
 log lines (one per decision, with its reason), ``NodeStateChanged`` for listeners.
 """
@@ -39,8 +46,8 @@ from typing import Final
 from hacluster.core import codec
 from hacluster.core.codec import Message
 from hacluster.core.effects import (
-    Effect,
     Input,
+    KeyMessage,
     Level,
     MessageDelivered,
     NodeStateChanged,
@@ -53,6 +60,9 @@ from hacluster.core.effects import (
     Stopped,
     StopRequested,
     Tick,
+)
+from hacluster.core.effects import (
+    MembershipEffect as Effect,
 )
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.settings import LinkKind, MembershipSettings
@@ -75,6 +85,8 @@ RECOMMEND_MIN_SAMPLES: Final = 20
 OURS_FIELD: Final = "hc"
 UPPER_LAYER_PREFIX: Final = "hac_"
 """Message types membership passes up (``MessageDelivered``) instead of handling."""
+KEY_MESSAGE: Final = "hac_key"
+"""The key rotation's message type; passed to the shell as ``KeyMessage``."""
 
 NodeState = str  # "init" | "up" | "active" | "dead" | "ping"
 
@@ -130,6 +142,9 @@ class Membership:
     def __init__(self, settings: MembershipSettings, rng: Rng, now_ms: int) -> None:
         self._s = settings
         self._rng = rng
+        self._keyring = settings.keyring.for_cluster(settings.cluster)
+        session_id = settings.session_id or rng.randrange(0, 1 << 128).to_bytes(16, "big")
+        self._sealer = codec.Sealer(session_id)
         self._start_ms = now_ms
         self._state: NodeState = "init"
         self._comm_up = False
@@ -224,6 +239,37 @@ class Membership:
             self._send(out, Message.of(("t", mtype), *pairs), now_ms)
         return out
 
+    def peer_is_ours(self, node: NodeName) -> bool:
+        """The peer said it runs hacluster (``hc=1`` in its status), not Heartbeat."""
+        peer = self._peers.get(node)
+        return peer is not None and peer.ours
+
+    @property
+    def keyring(self) -> codec.KeyRing:
+        """The keys in use (salted for this cluster)."""
+        return self._keyring
+
+    def set_keyring(self, keyring: codec.KeyRing, reason: str, now_ms: int) -> list[Effect]:
+        """Use ``keyring`` from now on (a key rotation step); everything else stays."""
+        out: list[Effect] = []
+        self._s = replace(self._s, keyring=keyring)
+        self._apply_keyring(reason, out)
+        return out
+
+    def _apply_keyring(self, reason: str, out: list[Effect]) -> None:
+        new = self._s.keyring.for_cluster(self._s.cluster)
+        old = self._keyring
+        self._keyring = new
+        if new.describe() != old.describe() or new.keys != old.keys:
+            out.append(
+                Notice(
+                    "KEYS_APPLIED",
+                    Level.INFO,
+                    f"keys in use: {new.describe()} (before: {old.describe()}); {reason}",
+                    (("sending_slot", new.sign_index),),
+                )
+            )
+
     def peer_generation(self, node: NodeName) -> int | None:
         peer = self._peers.get(node)
         return None if peer is None else peer.generation
@@ -308,6 +354,7 @@ class Membership:
         for peer in self._peers.values():
             peer.links = {n: peer.links.get(n, _PeerLink()) for n in link_names}
         self._pings = {p.name: self._pings.get(p.name, _PingPeer(p.name)) for p in settings.ping_nodes}
+        self._apply_keyring("configuration re-read", out)
         out.append(
             Notice(
                 "CONFIG_APPLIED",
@@ -368,7 +415,7 @@ class Membership:
     def _on_packet(self, inp: PacketReceived, now_ms: int, out: list[Effect]) -> None:
         self._received += 1
         try:
-            message = codec.decode(inp.data, self._s.keyring)
+            message = codec.decode(inp.data, self._keyring)
         except DecodeError as exc:
             self._drop(exc.reason, f"from link {inp.link}: {exc.detail}", now_ms, out)
             return
@@ -544,6 +591,8 @@ class Membership:
         elif mtype == "shutdone":
             peer.stopped_generation = peer.generation
             self._set_peer_state(peer, "dead", "stopped gracefully (shutdone received)", now_ms, out)
+        elif mtype == KEY_MESSAGE:
+            out.append(KeyMessage(peer.name, tuple(fields.items())))
         elif mtype.startswith(UPPER_LAYER_PREFIX):
             out.append(MessageDelivered(peer.name, mtype, tuple(fields.items())))
         elif mtype == "reqnodes":
@@ -725,9 +774,13 @@ class Membership:
         self._sent += 1
 
     def _encode(self, message: Message) -> Send:
-        data = codec.encode(message, self._s.keyring, inner_auth=self._s.inner_auth)
-        classic = codec.encode_classic(message, self._s.keyring) if self._has_serial else b""
-        return Send(data=data, classic=classic)
+        keyring = self._keyring
+        data = codec.encode(message, keyring, inner_auth=self._s.inner_auth, sealer=self._sealer)
+        if not self._has_serial:
+            return Send(data=data)
+        if keyring.signing_key.encrypts:
+            return Send(data=data, classic=codec.serial_frame(data))  # the same sealed bytes
+        return Send(data=data, classic=codec.encode_classic(message, keyring))
 
     def _retransmit(self, peer: _Peer, first: int, last: int, now_ms: int, out: list[Effect]) -> None:
         oldest = next(iter(self._history), self._seq + 1)
@@ -932,7 +985,8 @@ def _parse_hex(text: str) -> int | None:
 
 
 def _parse_dec(text: str) -> int | None:
-    if not text.isdigit() or len(text) > 12:
+    # isascii: "²".isdigit() is true but int("²") raises, and a peer's field may hold anything.
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
         return None
     return int(text)
 

@@ -23,7 +23,14 @@ stopped, and a dependent that can run nowhere never stops its anchor.
 Units are placed in colocation-dependency order (the ``with`` side first), then by
 ``priority``, then as configured.  Each goes to its best node with a score ≥ 0; ties go to
 the node where it already runs, then the node carrying fewer units, then configuration order.
-A unit that cannot be placed is unassigned, with the reason recorded: ``why`` reads it.
+A unit that cannot be placed is unassigned, with the reason recorded as data (``Reason``).
+
+A resource whose mandatory prerequisite (``orders.dependencies``) cannot be placed cannot
+run either, and neither can what must run with it: placement is repeated with such
+resources held off until nothing new is held off (each round holds off at least one more
+resource, so it ends; a configuration without such a chain is placed once).  So
+``colocation a-with-b inf: a b`` with ``order c-then-b Mandatory: c b`` and ``c`` stopped
+keeps ``a`` off too, as Pacemaker blocks the dependents of a primary that cannot start.
 
 This function does not decide *how* to get there (what to stop first, what must be fenced):
 ``transition.py`` turns a placement and the observed state into a safe plan.
@@ -36,6 +43,8 @@ from dataclasses import dataclass, field
 
 from hacluster.core.cib import INFINITY, ClusterConfig, format_score, parse_boolean, parse_score
 from hacluster.core.ids import NodeName
+from hacluster.core.orders import dependencies
+from hacluster.core.plan import Reason, ReasonCode
 
 
 def add_scores(a: int, b: int) -> int:
@@ -43,6 +52,11 @@ def add_scores(a: int, b: int) -> int:
     if a <= -INFINITY or b <= -INFINITY:
         return -INFINITY
     return max(-INFINITY, min(INFINITY, a + b))
+
+
+def is_banned_by_failures(failcount: int, migration_threshold: int) -> bool:
+    """The fail count reached ``migration-threshold`` on that node (0 disables the threshold)."""
+    return migration_threshold > 0 and failcount >= migration_threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +80,8 @@ class PlacementInput:
 class Placement:
     assignment: Mapping[str, NodeName | None]
     """Primitive id → node, or None when it should not run anywhere."""
-    reasons: Mapping[str, str]
-    """Primitive id → one sentence: why it goes where it goes, or why it cannot run."""
+    reasons: Mapping[str, Reason]
+    """Primitive id → why it goes where it goes, or why it cannot run."""
     scores: Mapping[str, Mapping[NodeName, int]]
     """Unit id → node → score, for ``hacrm resource why`` and ``simulate``."""
 
@@ -102,12 +116,9 @@ def _meta_int(config: ClusterConfig, rsc: str, name: str, default: int) -> int:
         return default
 
 
-def _is_true(text: str | None) -> bool:
-    return text is not None and text.strip().lower() in ("on", "true", "yes", "1", "y")
-
-
 def _is_critical(config: ClusterConfig, rsc: str) -> bool:
-    """``critical`` (default true): may ``rsc`` move what it must run with?"""
+    """``critical`` (default true): may ``rsc`` move what it must run with?  Only an explicit
+    false word turns it off; a malformed value (``check()`` reports it) keeps the default."""
     text = config.meta_of(rsc, "critical", None)
     try:
         return text is None or parse_boolean(text)
@@ -118,54 +129,105 @@ def _is_critical(config: ClusterConfig, rsc: str) -> bool:
 def node_unavailable_reason(config: ClusterConfig, node: NodeName, online: frozenset[NodeName]) -> str | None:
     if node not in online:
         return "offline"
-    if _is_true(config.node_attribute(node, "standby")):
+    if config.is_node_standby(node):
         return "in standby"
-    if _is_true(config.node_attribute(node, "maintenance")):
+    if config.is_node_in_maintenance(node):
         return "in maintenance"
     return None
 
 
 def place(inp: PlacementInput) -> Placement:
-    config = inp.config
-    units = _units(config)
+    units = _units(inp.config)
     unit_of: dict[str, _Unit] = {}
     for unit in units:
         unit_of[unit.id] = unit
         for member in unit.members:
             unit_of[member] = unit
+    order = _placement_order(inp.config, units, unit_of)
+    deps = dependencies(inp.config)
+    held_off: dict[str, Reason] = {}
+    while True:
+        placement = _place_all(inp, order, unit_of, held_off)
+        newly = _needing_what_cannot_run(deps, placement, held_off)
+        if not newly:
+            return placement
+        held_off.update(newly)
+
+
+def _needing_what_cannot_run(
+    deps: Mapping[str, list[str]], placement: Placement, held_off: Mapping[str, Reason]
+) -> dict[str, Reason]:
+    """Placed resources with a mandatory prerequisite that is placed nowhere."""
+    out: dict[str, Reason] = {}
+    for rsc, firsts in deps.items():
+        if placement.assignment.get(rsc) is None or rsc in held_off:
+            continue
+        for first in firsts:
+            if first in placement.assignment and placement.assignment[first] is None:
+                cause = placement.reasons[first]
+                out[rsc] = Reason(
+                    ReasonCode.NEEDS_FIRST,
+                    f"it needs {first} first, which cannot run ({cause.text})",
+                    first=first,
+                    cause=cause,
+                )
+                break
+    return out
+
+
+def _place_all(
+    inp: PlacementInput,
+    order: list[_Unit],
+    unit_of: Mapping[str, _Unit],
+    held_off: Mapping[str, Reason],
+) -> Placement:
+    config = inp.config
     assignment: dict[str, NodeName | None] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, Reason] = {}
     scores: dict[str, dict[NodeName, int]] = {}
     unit_node: dict[str, NodeName | None] = {}
     load: dict[NodeName, int] = dict.fromkeys(inp.nodes, 0)
-    policy = config.property("no-quorum-policy", "stop")
+    policy = config.no_quorum_policy()
 
-    for unit in _placement_order(config, units, unit_of):
-        node, reason, unit_scores = _place_unit(inp, unit, unit_of, unit_node, load, policy)
+    for unit in order:
+        node: NodeName | None
+        unit_scores: dict[NodeName, int]
+        if unit.members[0] in held_off:
+            node, reason, unit_scores = None, held_off[unit.members[0]], {}
+        else:
+            node, reason, unit_scores = _place_unit(inp, unit, unit_of, unit_node, load, policy)
         unit_node[unit.id] = node
         scores[unit.id] = unit_scores
         if node is not None:
             load[node] = load.get(node, 0) + 1
-        stopped_from = _first_stopped_member(config, unit)
+        stopped_from, own, followers = _first_stopped_member(config, unit, held_off)
         for position, member in enumerate(unit.members):
             if stopped_from is not None and position >= stopped_from:
                 assignment[member] = None
-                reasons[member] = (
-                    "target-role is Stopped"
-                    if config.target_role_of(member) == "Stopped"
-                    else f"it follows {unit.members[stopped_from]} in group {unit.id}, whose target-role is Stopped"
-                )
+                reasons[member] = own if position == stopped_from else followers
                 continue
             assignment[member] = node
             reasons[member] = reason
     return Placement(assignment, reasons, scores)
 
 
-def _first_stopped_member(config: ClusterConfig, unit: _Unit) -> int | None:
+_TARGET_ROLE_STOPPED = Reason(ReasonCode.TARGET_ROLE_STOPPED, "target-role is Stopped")
+
+
+def _first_stopped_member(
+    config: ClusterConfig, unit: _Unit, held_off: Mapping[str, Reason]
+) -> tuple[int | None, Reason, Reason]:
+    """The first member that may not run (target-role Stopped, or held off), its reason,
+    and the reason of the members after it."""
     for position, member in enumerate(unit.members):
         if config.target_role_of(member) == "Stopped":
-            return position
-    return None
+            text = f"it follows {member} in group {unit.id}, whose target-role is Stopped"
+            return position, _TARGET_ROLE_STOPPED, Reason(ReasonCode.FOLLOWS_STOPPED, text, first=member)
+        if member in held_off:
+            cause = held_off[member]
+            text = f"it needs {member} first, which cannot run ({cause.text})"
+            return position, cause, Reason(ReasonCode.NEEDS_FIRST, text, first=member, cause=cause)
+    return None, _TARGET_ROLE_STOPPED, _TARGET_ROLE_STOPPED
 
 
 def _placement_order(config: ClusterConfig, units: list[_Unit], unit_of: Mapping[str, _Unit]) -> list[_Unit]:
@@ -201,26 +263,26 @@ def _place_unit(
     unit_node: Mapping[str, NodeName | None],
     load: Mapping[NodeName, int],
     policy: str,
-) -> tuple[NodeName | None, str, dict[NodeName, int]]:
+) -> tuple[NodeName | None, Reason, dict[NodeName, int]]:
     config = inp.config
     if config.target_role_of(unit.id) == "Stopped" or config.target_role_of(unit.members[0]) == "Stopped":
-        return None, "target-role is Stopped", {}
+        return None, _TARGET_ROLE_STOPPED, {}
     for member in unit.members:
         if member in inp.banned_everywhere:
-            return (
-                None,
-                f"{member} is banned from every node: its agent reported a configuration error (rc 6)",
-                {},
-            )
+            text = f"{member} is banned from every node: its agent reported a configuration error (rc 6)"
+            return None, Reason(ReasonCode.BANNED_EVERYWHERE, text, first=member), {}
     active_nodes = frozenset().union(*(inp.active.get(m, frozenset()) for m in unit.members))
     if not inp.has_quorum:
-        if policy == "stop":
-            return None, "the partition has no quorum (no-quorum-policy=stop)", {}
+        if policy in ("stop", "demote"):
+            # demote: promotable resources are demoted, every other resource stops.
+            text = f"the partition has no quorum (no-quorum-policy={policy})"
+            return None, Reason(ReasonCode.NO_QUORUM, text), {}
         if policy == "freeze":
             live = sorted(n for n in active_nodes if n in inp.online)
             if live:
-                return NodeName(live[0]), "no quorum: frozen where it runs (no-quorum-policy=freeze)", {}
-            return None, "no quorum: not started (no-quorum-policy=freeze)", {}
+                text = "no quorum: frozen where it runs (no-quorum-policy=freeze)"
+                return NodeName(live[0]), Reason(ReasonCode.FROZEN, text, nodes=(NodeName(live[0]),)), {}
+            return None, Reason(ReasonCode.NO_QUORUM, "no quorum: not started (no-quorum-policy=freeze)"), {}
     scores: dict[NodeName, int] = {}
     why_not: dict[NodeName, str] = {}
     for node in inp.nodes:
@@ -235,12 +297,14 @@ def _place_unit(
             scores[node], why_not[node] = -INFINITY, reason
         candidates = [n for n in candidates if n not in pulled]
     if not candidates:
-        detail = "; ".join(f"{n}: {why_not.get(n, f'score {scores[n]}')}" for n in inp.nodes)
-        return None, f"no node can run it ({detail})", scores
+        per_node = tuple((n, why_not.get(n, f"score {scores[n]}")) for n in inp.nodes)
+        detail = "; ".join(f"{n}: {text}" for n, text in per_node)
+        return None, Reason(ReasonCode.NO_NODE, f"no node can run it ({detail})", per_node=per_node), scores
     order = {n: i for i, n in enumerate(inp.nodes)}
     best = max(candidates, key=lambda n: (scores[n], n in active_nodes, -load.get(n, 0), -order[n]))
     verb = "stays on" if best in active_nodes else "goes to"
-    return best, f"{verb} {best} (score {format_score(scores[best])})", scores
+    text = f"{verb} {best} (score {format_score(scores[best])})"
+    return best, Reason(ReasonCode.PLACED, text, nodes=(best,)), scores
 
 
 def _score(
@@ -290,7 +354,7 @@ def _member_blocked(inp: PlacementInput, member: str, node: NodeName) -> str | N
         return f"{member} failed to start there (cleanup to retry)"
     threshold = inp.config.migration_threshold_of(member)
     failures = inp.failcounts.get((member, node), 0)
-    if threshold > 0 and failures >= threshold:
+    if is_banned_by_failures(failures, threshold):
         return f"{member} fail count {failures} reached migration-threshold {threshold}"
     return None
 

@@ -18,7 +18,13 @@ class LinkKind(enum.Enum):
     BCAST = "bcast"
     MCAST = "mcast"
     UCAST = "ucast"
+    MCAST6 = "mcast6"
+    UCAST6 = "ucast6"
     SERIAL = "serial"
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self in (LinkKind.MCAST6, LinkKind.UCAST6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +36,11 @@ class LinkSpec:
     device: str
     """Interface (UDP kinds) or serial device path."""
     targets: tuple[str, ...] = ()
-    """ucast: peer addresses or names; mcast: (group,) ; otherwise empty."""
+    """ucast: peer addresses or names; ucast6: IPv6 addresses (``%scope`` allowed);
+    mcast, mcast6: (group,); otherwise empty."""
     port: int = 694
     ttl: int = 1
+    """mcast: the IP TTL; mcast6: the hop limit."""
     loop: bool = False
     baud: int = 19200
     bind_address: str = ""
@@ -77,6 +85,9 @@ class MembershipSettings:
     """How many recent heartbeat gaps per peer and link the late-heartbeat statistic keeps."""
     wall_offset_ms: int = 0
     """Wall clock minus the monotonic clock at start; only for the informational ``ts``."""
+    session_id: bytes = b""
+    """16 random bytes per daemon start (``os.urandom``) that key this sender's encrypted
+    packets (``codec.Sealer``); empty: membership draws them from its rng (simulations)."""
 
     def __post_init__(self) -> None:
         assert self.node in self.nodes or self.autojoin == "any", "this node must be configured"
@@ -84,3 +95,4 @@ class MembershipSettings:
         assert self.deadtime_ms > 2 * self.keepalive_ms, "deadtime must exceed 2 x keepalive"
         assert self.initdead_ms >= self.deadtime_ms
         assert len({link.name for link in self.links}) == len(self.links), "link names are unique"
+        assert len(self.session_id) in (0, 16), "a session id is 16 bytes"

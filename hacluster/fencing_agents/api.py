@@ -45,7 +45,6 @@ RENAMED: Final = {
 }
 """Deprecated names fence-agents still accept, and the names that replaced them."""
 
-SECRET_WORDS: Final = ("passw", "secret", "key")
 TRUE_WORDS: Final = frozenset(["1", "yes", "on", "true", "y"])
 FALSE_WORDS: Final = frozenset(["0", "no", "off", "false", "n", ""])
 POLL_INTERVAL_S: Final = 0.05
@@ -167,12 +166,6 @@ class Options:
 def xml_escape(text: str) -> str:
     """Escape for XML text and double-quoted attributes (html.escape costs an import)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-def is_secret(name: str) -> bool:
-    """Whether an option's value must never be printed (passwords, keys, secrets)."""
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
 
 
 class FenceAgent:

@@ -8,7 +8,7 @@ delays only itself.  ``submit`` is called by the driver for every event: it only
 the queues and never waits.
 
 Delivery is *at least once*: a run that exits non-zero or outlives its timeout (its whole
-process group is then killed) is retried after a growing pause, up to ``retries`` more
+process group is then killed, as for every child: ``hacluster.shell.subprocesses``) is retried after a growing pause, up to ``retries`` more
 times; then the event is given up and counted.  A script may therefore see an event twice
 (it did its work but then timed out), and should tolerate that.
 
@@ -25,12 +25,12 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hacluster.shell import subprocesses
 from hacluster.shell.history import Event, iso_time
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ QUEUE_MAX = 1000
 BACKOFF_FIRST_MS = 200
 BACKOFF_MAX_MS = 10_000
 STDERR_TAIL_BYTES = 2000
-KILL_GRACE_S = 1.0
+KILL_GRACE_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,8 @@ class RunResult:
 
 
 async def run_hook(spec: AlertSpec, event: Event, attempt: int) -> RunResult:
-    """Run the script once with ``event`` on stdin, killing its process group at the timeout."""
+    """Run the script once with ``event`` on stdin (``hacluster.shell.subprocesses``: its process
+    group is killed at the timeout, SIGTERM then SIGKILL after ``KILL_GRACE_MS``)."""
     data = json.dumps(event, default=str).encode() + b"\n"
     env = {
         **os.environ,
@@ -77,40 +78,19 @@ async def run_hook(spec: AlertSpec, event: Event, attempt: int) -> RunResult:
         "HACLUSTER_EVENT_NODE": str(event.get("node", "")),
         "HACLUSTER_ALERT_ATTEMPT": str(attempt),
     }
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            spec.path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        return RunResult(None, f"cannot run {spec.path}: {exc.strerror or exc}", False)
-    try:
-        async with asyncio.timeout(spec.timeout_ms / 1000):
-            _, err = await proc.communicate(data)
-        return RunResult(proc.returncode, err.decode(errors="replace")[-STDERR_TAIL_BYTES:], False)
-    except TimeoutError:
-        await _kill_group(proc)
+    done = await subprocesses.run(
+        [spec.path],
+        env=env,
+        timeout_ms=spec.timeout_ms,
+        grace_ms=KILL_GRACE_MS,
+        stdin=data,
+        label=f"alert hook={spec.path}",
+    )
+    if done.problem:
+        return RunResult(None, done.problem, False)
+    if done.timed_out:
         return RunResult(None, f"killed after the timeout of {spec.timeout_ms} ms", True)
-    except BaseException:
-        await _kill_group(proc)
-        raise
-
-
-async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            async with asyncio.timeout(KILL_GRACE_S):
-                await proc.wait()
-            return
-        except TimeoutError:
-            continue
+    return RunResult(done.returncode, done.stderr.decode(errors="replace")[-STDERR_TAIL_BYTES:], False)
 
 
 class _Hook:

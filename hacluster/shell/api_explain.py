@@ -1,7 +1,8 @@
 """API commands that explain and preview: ``resource_why``, ``simulate``, ``configure_*``.
 
-Each takes a ``ClusterSnapshot`` of the resource manager (read in the event loop, so it is
-consistent) and answers from the pure ``hacluster.core.explain``; nothing here decides.
+Each takes a ``ClusterSnapshot`` of the core (``daemon.view().snapshot``, read in the event
+loop, so it is consistent) and answers from the pure ``hacluster.core.explain`` (why) and
+``hacluster.core.simulate`` (what would happen); nothing here decides.
 ``configure_load`` is the only change: it validates the whole file first (a bad file is
 refused with every ``file:line`` problem and nothing changes), then proposes the new
 configuration from the driver with ``Daemon.operate``.  Every answer that changes, or
@@ -16,14 +17,20 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.resources_crm import parse_resources_crm, render_resources_crm
 from hacluster.core.cib import ClusterConfig
-from hacluster.core.explain import ClusterSnapshot, action_dict, merge_by_id, predict, predict_sides, why
+from hacluster.core.edits import merge_by_id
+from hacluster.core.effects import ProposeConfig
+from hacluster.core.explain import why
+from hacluster.core.simulate import action_dict, predict, predict_sides
+from hacluster.core.snapshot import ClusterSnapshot
 from hacluster.errors import ConfigError
-from hacluster.shell.ipc import ApiError, Handler
+from hacluster.shell.api import Answer, Request, Route
+from hacluster.shell.ipc import ApiError
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
@@ -186,57 +193,63 @@ def _check_base(base_epoch: object, epoch: int) -> None:
 # --- handlers ------------------------------------------------------------------------------------
 
 
-def handlers(daemon: Daemon) -> dict[str, Handler]:
+def _snapshot(daemon: Daemon) -> ClusterSnapshot:
     from hacluster.shell.daemon import now_ms
 
-    def snapshot() -> ClusterSnapshot:
-        assert daemon.core is not None
-        return daemon.core.rm.snapshot(now_ms())
+    return daemon.view().snapshot(now_ms())
 
-    def resource_why(request: dict[str, Any]) -> dict[str, Any]:
-        rsc = request.get("resource")
-        if not isinstance(rsc, str) or not rsc:
-            raise ApiError("BAD_REQUEST", "this command needs a non-empty string 'resource'")
-        return why_answer(snapshot(), rsc)
 
-    def configure_verify(request: dict[str, Any]) -> dict[str, Any]:
-        text, path = _text(request)
-        return verify_answer(text, path, tuple(daemon.config.nodes))
+def resource_why(daemon: Daemon, request: Request) -> Answer:
+    rsc = request.get("resource")
+    if not isinstance(rsc, str) or not rsc:
+        raise ApiError("BAD_REQUEST", "this command needs a non-empty string 'resource'")
+    return why_answer(_snapshot(daemon), rsc)
 
-    def configure_diff(request: dict[str, Any]) -> dict[str, Any]:
-        text, path = _text(request)
-        snap = snapshot()
-        mode = str(request.get("mode") or "replace")
-        new = new_config(snap.config, parse_text(text, path), mode, path)
-        return diff_answer(snap, new, path)
 
-    async def configure_load(request: dict[str, Any]) -> dict[str, Any]:
-        text, path = _text(request)
-        mode = request.get("mode")
-        if mode not in LOAD_MODES:
-            raise ApiError("BAD_USAGE", f"mode {mode!r} is unknown; use {' or '.join(LOAD_MODES)}")
-        base_epoch = request.get("base_epoch")
-        parsed = parse_text(text, path)
-        snap = snapshot()
-        _check_base(base_epoch, snap.config.epoch)
-        preview = diff_answer(snap, new_config(snap.config, parsed, mode, path), path)
-        if request.get("dry_run") or not preview["changed"]:
-            return {**preview, "dry_run": bool(request.get("dry_run"))}
+def simulate(daemon: Daemon, request: Request) -> Answer:
+    return simulate_answer(_snapshot(daemon), request)
 
-        def apply(now: int) -> dict[str, Any]:
-            assert daemon.core is not None
-            current = daemon.core.rm.config
-            _check_base(base_epoch, current.epoch)
-            new = new_config(current, parsed, mode, path)
-            daemon.execute(daemon.core.propose_config(new, now))
-            return {**preview, "dry_run": False, "epoch": new.epoch}
 
-        return await daemon.operate(apply)
+def configure_verify(daemon: Daemon, request: Request) -> Answer:
+    text, path = _text(request)
+    return verify_answer(text, path, tuple(daemon.config.nodes))
 
-    return {
-        "resource_why": resource_why,
-        "simulate": lambda request: simulate_answer(snapshot(), request),
-        "configure_verify": configure_verify,
-        "configure_diff": configure_diff,
-        "configure_load": configure_load,
-    }
+
+def configure_diff(daemon: Daemon, request: Request) -> Answer:
+    text, path = _text(request)
+    snap = _snapshot(daemon)
+    mode = str(request.get("mode") or "replace")
+    new = new_config(snap.config, parse_text(text, path), mode, path)
+    return diff_answer(snap, new, path)
+
+
+async def configure_load(daemon: Daemon, request: Request) -> Answer:
+    text, path = _text(request)
+    mode = request.get("mode")
+    if mode not in LOAD_MODES:
+        raise ApiError("BAD_USAGE", f"mode {mode!r} is unknown; use {' or '.join(LOAD_MODES)}")
+    base_epoch = request.get("base_epoch")
+    parsed = parse_text(text, path)
+    snap = _snapshot(daemon)
+    _check_base(base_epoch, snap.config.epoch)
+    preview = diff_answer(snap, new_config(snap.config, parsed, mode, path), path)
+    if request.get("dry_run") or not preview["changed"]:
+        return {**preview, "dry_run": bool(request.get("dry_run"))}
+
+    def apply(now_ms: int) -> Answer:
+        current = daemon.view().config
+        _check_base(base_epoch, current.epoch)
+        new = new_config(current, parsed, mode, path)
+        daemon.submit(ProposeConfig(new), now_ms)
+        return {**preview, "dry_run": False, "epoch": new.epoch}
+
+    return await daemon.operate(apply)
+
+
+ROUTES: Mapping[str, Route] = {
+    "resource_why": resource_why,
+    "simulate": simulate,
+    "configure_verify": configure_verify,
+    "configure_diff": configure_diff,
+    "configure_load": configure_load,
+}

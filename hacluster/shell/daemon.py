@@ -22,35 +22,53 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import importlib
 import logging
+import os
 import random
 import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from hacluster.config import LoadedConfig, load_config
-from hacluster.config.cluster import ResourceSource, hacf_fence_devices, load_resources, resource_dir
+from hacluster.config import LoadedConfig
+from hacluster.config.cluster import (
+    ResourceSource,
+    hacf_fence_devices,
+    load_cluster,
+    load_resources,
+    resource_dir,
+)
 from hacluster.core.cib import ClusterConfig
-from hacluster.core.crm import ConfigAdopted, RmSettings
+from hacluster.core.crm import RmSettings
 from hacluster.core.effects import (
-    Input,
+    AgentFinished,
+    ConfigAdopted,
+    Effect,
+    Fence,
+    FenceFinished,
+    KeyMessage,
+    NodeInput,
     NodeStateChanged,
     Notice,
+    OperatorInput,
     PacketReceived,
     PingReplied,
+    ProposeConfig,
+    Reconfigured,
+    RunAgent,
     Send,
     SendPings,
     Stopped,
     StopRequested,
     Tick,
 )
-from hacluster.core.fencing import Fence, FenceDeviceSpec, FenceFinished
+from hacluster.core.fence_devices import FenceDeviceSpec
 from hacluster.core.ids import LinkName, NodeName
-from hacluster.core.lrm import AgentFinished, RunAgent
 from hacluster.core.node import NodeCore
 from hacluster.core.settings import LinkSpec
 from hacluster.errors import ConfigError, HAClusterError
@@ -60,9 +78,12 @@ from hacluster.shell.executor import AgentSpec, Executor, OpRequest
 from hacluster.shell.fencer import FenceDevice, Fencer
 from hacluster.shell.history import History
 from hacluster.shell.ipc import ApiError, ApiServer
+from hacluster.shell.keyrotation import KeyRotation
 from hacluster.shell.links import Link, make_link
 from hacluster.shell.links.ping import PingLink
 from hacluster.shell.status import status_document
+from hacluster.shell.supervisor import Supervisor, agent_failed, fence_failed
+from hacluster.shell.view import CoreView
 
 if TYPE_CHECKING:
     from hacluster.shell.metrics import MetricsServer
@@ -97,7 +118,7 @@ class _Operator:
     )
 
 
-QueueItem = Input | AgentFinished | FenceFinished | _Reload | _Operator
+QueueItem = NodeInput | _Reload | _Operator
 
 
 class _InProcessAgent:
@@ -179,7 +200,7 @@ class Daemon:
         self._spins = 0
         self._started_ms = now_ms()
         self._warnings: list[str] = list(config.warnings) + list(self.resources.warnings)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: Supervisor[QueueItem] = Supervisor(self._enqueue_result)
         self.generation = 0
         self.core: NodeCore | None = None
         self._api: ApiServer | None = None
@@ -196,6 +217,8 @@ class Daemon:
         self.alerts = AlertRunner(specs_of(config))
         self.history.subscribe(self.alerts.submit)
         self._metrics: MetricsServer | None = None
+        self.key_rotation = KeyRotation(self)
+        """``hacrm cluster rotate-key``, and this node's part when another node runs it."""
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
@@ -207,6 +230,8 @@ class Daemon:
         settings = config.membership_settings(
             self.generation, wall_offset_ms=int(time.time() * 1000) - now_ms()
         )
+        # Keys this process's encrypted packets: a fresh one per start (codec.py says why).
+        settings = dataclasses.replace(settings, session_id=os.urandom(16))
         cluster_config = cibstore.initial_config(state_dir, self.resources)
         warm_agent_imports(cluster_config)
         rm_settings = RmSettings(
@@ -219,7 +244,7 @@ class Daemon:
         self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
         for warning in self._warnings:
             logger.warning("config %s", warning)
-        for warning in self.core.rm.warnings():
+        for warning in self.view().warnings():
             logger.warning("%s", warning)
         loop = asyncio.get_running_loop()
         for sig, item in (
@@ -233,9 +258,10 @@ class Daemon:
             if settings.ping_nodes:
                 self._ping = PingLink(settings.ping_nodes, self._on_ping_reply)
                 await self._ping.open()
+            from hacluster.shell.access import api_access
             from hacluster.shell.api import api_handlers
 
-            self._api = ApiServer(Path(config.api_socket), api_handlers(self))
+            self._api = ApiServer(Path(config.api_socket), api_handlers(self), api_access(self))
             await self._api.start()
             self.history.open()
             self.alerts.start()
@@ -293,12 +319,13 @@ class Daemon:
 
     def _dispatch(self, item: QueueItem) -> None:
         assert self.core is not None
-        if isinstance(item, _Reload):
-            self._reload()
-        elif isinstance(item, _Operator):
-            self._apply_operator(item)
-        else:
-            self._execute(self.core.handle(item, now_ms()))
+        match item:
+            case _Reload():
+                self._reload()
+            case _Operator():
+                self._apply_operator(item)
+            case _:
+                self._execute(self.core.handle(item, now_ms()))
 
     def _apply_operator(self, item: _Operator) -> None:
         try:
@@ -311,52 +338,75 @@ class Daemon:
             item.done.set_result(result)
 
     async def operate(self, apply: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
-        """Run ``apply(now_ms)`` in the driver (the only place the core changes); await its answer."""
+        """Run ``apply(now_ms)`` in the driver (the only place the core changes); await its answer.
+
+        ``apply`` reads the core through ``view()`` and changes it only through ``submit``.
+        """
         item = _Operator(apply)
         if len(self._queue) >= QUEUE_MAX:
             raise ApiError("BUSY", "the daemon's input queue is full; try again")
         self._enqueue(item, must=True)
         return await item.done
 
-    def execute(self, effects: list[object]) -> None:
-        """Carry out effects produced while applying an operator request."""
-        self._execute(effects)
+    def submit(self, inp: OperatorInput, at_ms: int) -> None:
+        """Feed an operator's input to the core and carry out its effects (driver only)."""
+        assert self.core is not None
+        self._execute(self.core.handle(inp, at_ms))
 
-    def _execute(self, effects: list[object]) -> None:
+    def view(self) -> CoreView:
+        """The core, read-only (``shell/view.py``)."""
+        assert self.core is not None, "the core is built when the daemon starts"
+        return CoreView(self.core, self.node)
+
+    def _execute(self, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, Send):
-                for link in self._links.values():
-                    if effect.link is None or effect.link == link.name:
-                        link.send(effect.data, effect.classic)
-            elif isinstance(effect, RunAgent):
-                self.spawn(self._run_agent(effect))
-            elif isinstance(effect, Notice):
-                fields = " ".join(f"{k}={v}" for k, v in effect.fields)
-                logger.log(
-                    int(effect.level), "%s [%s%s]", effect.text, effect.code, f" {fields}" if fields else ""
-                )
-                self.history.record(effect)
-            elif isinstance(effect, Fence):
-                self.spawn(self._run_fence(effect))
-            elif isinstance(effect, ConfigAdopted):
-                warm_agent_imports(effect.config)
-                cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
-            elif isinstance(effect, SendPings):
-                if self._ping is not None:
-                    self._ping.send_pings()
-            elif isinstance(effect, NodeStateChanged):
-                self.history.record(effect)  # logged by the core's Notice; structured here for hooks
-            elif isinstance(effect, Stopped):
-                pass
-            else:  # pragma: no cover - the effect unions are closed
-                raise AssertionError(f"unknown effect {effect!r}")
+            match effect:
+                case Send():
+                    for link in self._links.values():
+                        if effect.link is None or effect.link == link.name:
+                            link.send(effect.data, effect.classic)
+                case RunAgent():
+                    self.spawn(self._run_agent(effect), failed=partial(agent_failed, effect))
+                case Notice():
+                    fields = " ".join(f"{k}={v}" for k, v in effect.fields)
+                    logger.log(
+                        int(effect.level),
+                        "%s [%s%s]",
+                        effect.text,
+                        effect.code,
+                        f" {fields}" if fields else "",
+                    )
+                    self.history.record(effect)
+                case Fence():
+                    self.spawn(self._run_fence(effect), failed=partial(fence_failed, effect))
+                case ConfigAdopted():
+                    warm_agent_imports(effect.config)
+                    cibstore.save(Path(self.config.state_dir), effect.config, self.resources.digest)
+                case SendPings():
+                    if self._ping is not None:
+                        self._ping.send_pings()
+                case NodeStateChanged():
+                    self.history.record(effect)  # logged by the core's Notice; structured here for hooks
+                case KeyMessage():
+                    self.key_rotation.on_message(effect)
+                case Stopped():
+                    pass
+                case _:
+                    assert_never(effect)
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``work`` beside the driver; it is cancelled when the daemon closes."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def spawn(
+        self,
+        work: Coroutine[Any, Any, None],
+        *,
+        failed: Callable[[BaseException, int], QueueItem] | None = None,
+    ) -> asyncio.Task[None]:
+        """Run ``work`` beside the driver, supervised (``hacluster.shell.supervisor``): if it
+        raises, the error is logged and ``failed(exc, ran_ms)`` is queued as its result.  It is
+        cancelled when the daemon closes."""
+        return self._supervisor.spawn(work, failed=failed)
+
+    def _enqueue_result(self, item: QueueItem) -> None:
+        self._enqueue(item, must=True)
 
     async def _run_agent(self, request: RunAgent) -> None:
         primitive = request.primitive
@@ -439,8 +489,7 @@ class Daemon:
         core = self.core
         assert core is not None
         try:
-            config = load_config(self.config.path, self.node)
-            resources = load_resources(config)
+            config, resources = load_cluster(self.config.path, self.node)
         except ConfigError as exc:
             for problem in exc.problems:
                 logger.error("config reload refused, keeping the running configuration: %s", problem)
@@ -459,17 +508,14 @@ class Daemon:
         self.alerts.reconfigure(specs_of(config))
         if config.metrics_listen != (self._metrics.listen if self._metrics else None):
             logger.warning("metrics_listen changed: the new value takes effect when the daemon restarts")
-        self._execute(list(core.membership.reconfigure(settings, now_ms())))
         nodes = tuple(NodeName(n) for n in config.nodes)
-        self._execute(core.route(core.rm.reconfigure(nodes, hacf_fence_devices(config), now_ms()), now_ms()))
+        self._execute(core.handle(Reconfigured(settings, nodes, hacf_fence_devices(config)), now_ms()))
         if resources.digest != self.resources.digest:
-            current = core.rm.config
-            from dataclasses import replace
-
+            current = self.view().config
             new: ClusterConfig = replace(resources.config, epoch=current.epoch + 1)
             self.resources = resources
             logger.info("resource file changed: proposing configuration epoch=%d", new.epoch)
-            self._execute(core.propose_config(new, now_ms()))
+            self._execute(core.handle(ProposeConfig(new), now_ms()))
         self.spawn(self._relink(settings.links))
 
     async def _relink(self, specs: tuple[LinkSpec, ...]) -> None:
@@ -488,8 +534,7 @@ class Daemon:
         if self._metrics is not None:
             await self._metrics.close()
         self.history.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await self._supervisor.aclose()
         for link in self._links.values():
             with contextlib.suppress(Exception):
                 await link.close()
@@ -511,7 +556,7 @@ class Daemon:
     def warnings(self) -> list[str]:
         out = list(self._warnings)
         if self.core is not None:
-            out += self.core.rm.warnings()
+            out += self.view().warnings()
         return out
 
     @property

@@ -257,8 +257,8 @@ def run_demo(nodes: int = 3, keep: bool = False, kill: bool = True, duration_s: 
                 time.sleep(1.0)
                 doc = cluster.status(first)
                 if doc is not None:
-                    states = ", ".join(f"{n['name']}={n['state']}" for n in doc["nodes"])
-                    print(f"  {time.strftime('%H:%M:%S')}  {states}", flush=True)
+                    line = ", ".join(f"{n['name']}={n['state']}" for n in doc["nodes"])
+                    print(f"  {time.strftime('%H:%M:%S')}  {line}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
     finally:

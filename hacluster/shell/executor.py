@@ -11,14 +11,14 @@ Rules this file keeps:
 - **One operation per resource at a time.**  A per-resource ``asyncio.Lock`` makes a second op
   on the same resource wait for the first; ops on different resources run in parallel (the OCF
   API requires agents to tolerate that).
-- **Each op gets its own process group** (``start_new_session``), so a timeout can kill
-  everything the agent spawned: SIGTERM to the group, a grace period of at most 1 s, then
-  SIGKILL.  Processes an agent leaves behind after a *successful* op (a daemon it started) are
-  never touched.
-- **Agents never run real-time.**  The daemon may run SCHED_FIFO; each child is put back to
-  SCHED_OTHER right after it is spawned.
-- **Bounded memory.**  Output is drained as it arrives (a chatty agent must not block on a full
-  pipe) but only a 64 KiB tail is held and a 4 KiB tail is reported.
+- **Processes follow ``hacluster.shell.subprocesses``** (one policy for every child the daemon
+  runs): each op gets its own process group, so a timeout kills everything the agent spawned
+  (SIGTERM, a grace period of at most 1 s, then SIGKILL); processes an agent leaves behind after
+  an op that ended by itself (a daemon it started) are never touched; agents never run
+  real-time; output is drained as it arrives and only a 64 KiB tail is held (4 KiB reported).
+- **An agent that cannot be started is a result**: an unusable file is OCF_ERR_INSTALLED, an
+  environment that cannot be passed OCF_ERR_CONFIGURED, and no descriptor or process left
+  (EMFILE, EAGAIN) OCF_ERR_GENERIC, a failure of this attempt that recovery may cure.
 - **Class semantics are translated here**, so the rest of the daemon speaks only OCF:
   LSB ``status`` codes (0 running, 3 stopped, else failed) and Heartbeat ``resource.d``
   status *text* ("not running" / "running" / "OK") become OCF 0/7/1.
@@ -28,20 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hacluster.shell.procgroup import group_has_live_members, signal_group
+from hacluster.shell import subprocesses
+from hacluster.shell.subprocesses import HELD_TAIL_BYTES, StartFailure
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +56,18 @@ LSB_CODES = frozenset(range(8))
 SYSTEM_OCF_ROOT = Path("/usr/lib/ocf")
 HACLUSTER_PROVIDER = "hacluster"
 DEFAULT_HACLUSTER_AGENTS_DIR = Path(__file__).resolve().parents[2] / "resource_agents"
-SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
-READ_CHUNK = 65536
-HELD_TAIL_BYTES = 64 * 1024
 REPORTED_TAIL_BYTES = 4 * 1024
 KILL_GRACE_MS_MAX = 1000
 EXIT_REASON_PREFIX = b"ocf-exit-reason:"
+_START_FAILURE_RC = {
+    # An unusable file or interpreter line is "not installed"; arguments or an environment that
+    # cannot be passed (a parameter name with "=" or NUL) are a configuration error everywhere;
+    # no descriptors or processes left is a failure of this attempt, which a retry may cure.
+    StartFailure.NOT_RUNNABLE: OCF_ERR_INSTALLED,
+    StartFailure.BAD_ARGUMENTS: OCF_ERR_CONFIGURED,
+    StartFailure.NO_RESOURCES: OCF_ERR_GENERIC,
+}
 
 # Heartbeat's ResourceManager judges `status` by its text (reference §9): "not … running"
 # (any case for "not" and the R of running) means stopped, then "running"/"Running"/"OK" means
@@ -133,56 +135,6 @@ class _Raw:
     exit_reason: str | None
     timed_out: bool
     forced_rc: int | None = None  # the executor's own verdict (the agent could not be run)
-
-
-class _Capture:
-    """Drains one pipe into bounded tails and picks out ``ocf-exit-reason:`` lines."""
-
-    def __init__(self, fd: int, *, combined: bytearray, parse_reason: bool) -> None:
-        self.fd = fd
-        self.tail = bytearray()
-        self.combined = combined
-        self.parse_reason = parse_reason
-        self.partial_line = b""
-        self.exit_reason: str | None = None
-
-    def read_available(self, limit: int = READ_CHUNK) -> bool:
-        """Read what is there now; return True at end of file."""
-        try:
-            data = os.read(self.fd, limit)
-        except BlockingIOError:
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            return True
-        _append_tail(self.tail, data)
-        _append_tail(self.combined, data)
-        if self.parse_reason:
-            self._scan_reason(data)
-        return False
-
-    def _scan_reason(self, data: bytes) -> None:
-        lines = (self.partial_line + data).split(b"\n")
-        self.partial_line = lines.pop()[:4096]  # the head holds the prefix; keep it
-        for line in lines:
-            self._take_reason(line)
-
-    def _take_reason(self, line: bytes) -> None:
-        if line.startswith(EXIT_REASON_PREFIX):
-            text = line[len(EXIT_REASON_PREFIX) :].decode("utf-8", "replace").strip()
-            self.exit_reason = text or self.exit_reason
-
-    def finish(self) -> None:
-        if self.parse_reason and self.partial_line:
-            self._take_reason(self.partial_line)
-            self.partial_line = b""
-
-
-def _append_tail(buffer: bytearray, data: bytes) -> None:
-    buffer += data
-    if len(buffer) > HELD_TAIL_BYTES:
-        del buffer[: len(buffer) - HELD_TAIL_BYTES]
 
 
 def _reported(data: bytes | bytearray) -> str:
@@ -273,7 +225,7 @@ class Executor:
         spec = req.spec
         ocf_root = self._ocf_root_for(path)
         env = {
-            "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
+            "PATH": subprocesses.CHILD_PATH,
             "LANG": "C",
             "LC_ALL": "C",
             "HA_RSCTMP": str(self.rsc_tmp),
@@ -334,20 +286,20 @@ class Executor:
         if function is not None:
             raw = await self._run_in_process(req, function)
             return self._result(req, started_ns, _ocf_rc(raw.raw_rc), raw)
-        problem = self._precheck(req)
-        if problem is not None:
-            rc, reason = problem
+        found = self._precheck(req)
+        if not isinstance(found, Path):
+            rc, reason = found
             return self._result(
                 req, started_ns, rc, _Raw(None, b"", b"", reason, timed_out=False, forced_rc=rc)
             )
-        path = self.resolve(spec)
-        assert path is not None  # _precheck answered otherwise
+        # The path found once is the one run: if it vanishes meanwhile, exec says so (a result).
+        path = found
         argv, rc_of = self._command(req, path)
         raw = await self._run_process(req, argv, self.environment(req, path))
         return self._result(req, started_ns, rc_of(raw), raw)
 
-    def _precheck(self, req: OpRequest) -> tuple[int, str] | None:
-        """An (rc, reason) when the op cannot be run at all."""
+    def _precheck(self, req: OpRequest) -> Path | tuple[int, str]:
+        """The agent to run, or an (rc, reason) when the op cannot be run at all."""
         spec = req.spec
         known = ("ocf", "lsb", "service", "heartbeat")
         if spec.agent_class not in known:
@@ -368,7 +320,7 @@ class Executor:
             )
         if not os.access(path, os.X_OK):
             return OCF_ERR_INSTALLED, f"agent {path} is not executable; run chmod 755 {path}"
-        return None
+        return path
 
     def _command(self, req: OpRequest, path: Path) -> tuple[list[str], Callable[[_Raw], int]]:
         """The argv to run and how to turn its outcome into an OCF rc."""
@@ -399,97 +351,20 @@ class Executor:
             logger.warning("cannot create agent scratch dir path=%s error=%s", self.rsc_tmp, exc)
 
     async def _run_process(self, req: OpRequest, argv: list[str], env: dict[str, str]) -> _Raw:
-        loop = asyncio.get_running_loop()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except (OSError, ValueError) as exc:
-            os.close(out_r)
-            os.close(err_r)
-            # An unusable interpreter line or file is "not installed"; an environment that cannot
-            # be built (a parameter name with "=" or NUL) is a configuration error everywhere.
-            rc = OCF_ERR_CONFIGURED if isinstance(exc, ValueError) else OCF_ERR_INSTALLED
-            return _Raw(None, b"", b"", f"cannot run {argv[0]}: {exc}", timed_out=False, forced_rc=rc)
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        _drop_realtime(proc.pid)
-        combined = bytearray()
-        captures = [
-            _Capture(out_r, combined=combined, parse_reason=False),
-            _Capture(err_r, combined=combined, parse_reason=True),
-        ]
-        for capture in captures:
-            os.set_blocking(capture.fd, False)
-            loop.add_reader(capture.fd, _on_readable, capture)
-        timed_out = False
-        try:
-            try:
-                await asyncio.wait_for(proc.wait(), req.timeout_ms / 1000)
-            except TimeoutError:
-                timed_out = True
-                await self._kill_group(req, proc)
-            except asyncio.CancelledError:
-                # The daemon is going away or gave up on this op: leave nothing of it running.
-                if proc.returncode is None:
-                    signal_group(proc.pid, signal.SIGKILL)
-                raise
-        finally:
-            for capture in captures:
-                loop.remove_reader(capture.fd)
-                # Whatever the agent wrote before it ended is in the pipe now; take it without
-                # waiting for EOF, which a process the agent left behind may hold off forever.
-                for _ in range(16):
-                    if capture.read_available():
-                        break
-                capture.finish()
-                os.close(capture.fd)
-        returncode = proc.returncode
-        raw_rc = returncode if returncode is not None and returncode >= 0 and not timed_out else None
-        reason = f"timed out after {req.timeout_ms} ms" if timed_out else captures[1].exit_reason
-        return _Raw(raw_rc, bytes(captures[0].tail), bytes(combined), reason, timed_out)
-
-    async def _kill_group(self, req: OpRequest, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the op's process group, give it a grace period, then SIGKILL what is left.
-
-        Returns once no live process remains in the group (or, for a process stuck in the
-        kernel, after a bounded wait with a warning), so a caller that acts on the timeout,
-        e.g. by starting the resource elsewhere, never races the old agent.
-        """
-        pgid = proc.pid
-        grace_s = min(KILL_GRACE_MS_MAX, req.timeout_ms) / 1000
-        logger.warning(
-            "op timed out, killing process group resource=%s action=%s pgid=%d timeout_ms=%d",
-            req.resource,
-            req.action,
-            pgid,
-            req.timeout_ms,
+        done = await subprocesses.run(
+            argv,
+            env=env,
+            timeout_ms=req.timeout_ms,
+            grace_ms=min(KILL_GRACE_MS_MAX, req.timeout_ms),
+            mark=EXIT_REASON_PREFIX,
+            label=f"op resource={req.resource} action={req.action}",
         )
-        signal_group(pgid, signal.SIGTERM)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), grace_s)
-            # The agent itself is gone (or out of grace); its children may still be winding down.
-            await _wait_for_group_exit(pgid, time.monotonic() + grace_s)
-        finally:
-            signal_group(pgid, signal.SIGKILL)  # also when cancelled meanwhile
-        await proc.wait()
-        if not await _wait_for_group_exit(pgid, time.monotonic() + KILL_GRACE_MS_MAX / 1000):
-            logger.warning(
-                "processes survived SIGKILL (stuck in the kernel?) resource=%s action=%s pgid=%d",
-                req.resource,
-                req.action,
-                pgid,
+        if done.start_failure is not None:
+            return _Raw(
+                None, b"", b"", done.problem, timed_out=False, forced_rc=_START_FAILURE_RC[done.start_failure]
             )
+        reason = f"timed out after {req.timeout_ms} ms" if done.timed_out else done.marked
+        return _Raw(done.exit_status, done.stdout, done.output, reason, done.timed_out)
 
     async def _run_in_process(self, req: OpRequest, function: InProcessAgent) -> _Raw:
         """Run a Python agent in a daemon thread under the op's timeout.
@@ -605,31 +480,6 @@ class Executor:
 
 
 # --- helpers for one idea each: processes, class translation -----------------------------------
-
-
-def _on_readable(capture: _Capture) -> None:
-    if capture.read_available():
-        asyncio.get_running_loop().remove_reader(capture.fd)
-
-
-async def _wait_for_group_exit(pgid: int, deadline: float) -> bool:
-    """Poll until no live process is left in the group; False if the deadline came first."""
-    while group_has_live_members(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
-def _drop_realtime(pid: int) -> None:
-    """Put a freshly spawned agent back to normal scheduling if the daemon runs real-time."""
-    try:
-        if os.sched_getscheduler(0) not in (os.SCHED_FIFO, os.SCHED_RR):
-            return
-        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-    except OSError as exc:
-        if exc.errno != errno.ESRCH:
-            logger.debug("cannot reset agent scheduling pid=%d error=%s", pid, exc)
 
 
 def _address(spec: AgentSpec) -> str:

@@ -18,30 +18,30 @@ How a fence runs, following Pacemaker's fencer (reference fencing-agents.md §1.
   cannot be sent and fails the request.
 - **Exit 0 is success.**  After a successful ``off``, if the agent advertises ``status``, a
   status call must answer 2 (off) for the fence to count; a ``reboot``'s exit 0 is enough.
-- **Timeouts kill the agent's whole process group** (each agent runs in its own session)
-  with SIGKILL: nothing about a fence agent deserves a graceful exit, and a half-dead agent
-  must not keep talking to a power switch after we have reported failure.
+- **Agent processes follow ``hacluster.shell.subprocesses``** (one policy for every child of
+  the daemon), with a grace period of 0: a timeout SIGKILLs the agent's whole process group at
+  once.  Nothing about a fence agent deserves a graceful exit, and a half-dead agent must not
+  keep talking to a power switch after we have reported failure.
 - **cluster-glue plugins** (``stonith:TYPE``) run through ``stonith -t TYPE``: parameters go
   in the environment (``-E``, so passwords stay out of ``ps``), or positionally (``-p``) for
   ha.cf's ``args``, or from a file (``-F``) for ha.cf's ``stonith TYPE FILE``.
-- **Secrets never leave this module**: values of parameters whose names contain ``passw``,
-  ``secret`` or ``key`` are replaced by ``******`` in logs and in every result's output.
+- **Secrets never leave this module**: values of parameters with a secret name
+  (``hacluster.shell.redact.SECRET_WORDS``: ``passw``, ``secret``, ``key``, ``token``) and
+  anything shaped like ``password=…`` are replaced by ``<redacted>`` in logs and in every
+  result's output.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
 import random
 import re
-import signal
-import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -49,22 +49,18 @@ from typing import Final, Protocol
 from hacluster.errors import HAClusterError
 from hacluster.fencing_agents.api import FenceAgent, Outcome
 from hacluster.fencing_agents.api import run as agent_run
-from hacluster.shell.procgroup import group_has_live_members, signal_group
+from hacluster.shell import subprocesses
+from hacluster.shell.redact import redact, secret_values
 
 logger = logging.getLogger(__name__)
 
 REPO_FENCING_DIR: Final = Path(__file__).resolve().parents[2] / "fencing"
 SYSTEM_DIRS: Final = (Path("/usr/sbin"), Path("/usr/local/sbin"))
-SYSTEM_PATH: Final = "/usr/sbin:/usr/bin:/sbin:/bin"
 GLUE_PREFIX: Final = "stonith:"
-REDACTED: Final = "******"
-SECRET_NAME: Final = re.compile(r"passw|secret|key", re.IGNORECASE)
 OUTPUT_HELD_BYTES: Final = 64 * 1024
 OUTPUT_REPORTED_CHARS: Final = 4 * 1024
 RETRY_BUDGET_PERCENT: Final = 30
 CONFIRM_MIN_MS: Final = 1_000
-KILL_WAIT_MS: Final = 1_000
-OUTPUT_DRAIN_MS: Final = 200
 METADATA_TIMEOUT_MS: Final = 20_000
 
 EXIT_OK: Final = 0
@@ -144,19 +140,6 @@ class _Run:
 def is_glue_agent(agent: str) -> bool:
     """``stonith:TYPE`` or ``external/NAME`` (as crm's ``stonith:external/ssh`` arrives)."""
     return agent.startswith(GLUE_PREFIX) or agent.startswith("external/")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value, and anything after ``password=``-like keys, masked."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return re.sub(
-        r"(?i)\b([\w-]*(?:passw|secret|key)[\w-]*)([ \t]*[=:][ \t]*)(?!\*{6})\S+", rf"\1\2{REDACTED}", text
-    )
-
-
-def secret_values(params: Iterable[tuple[str, str]]) -> list[str]:
-    return [value for name, value in params if SECRET_NAME.search(name) and value]
 
 
 def default_search_dirs() -> tuple[Path, ...]:
@@ -382,7 +365,7 @@ class Fencer:
         """argv, stdin bytes and environment for one agent call (raises ValueError when impossible)."""
         path = self.resolve(device.agent)
         assert path is not None
-        env = {"PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}", "LANG": "C", "LC_ALL": "C"}
+        env = {"PATH": subprocesses.CHILD_PATH, "LANG": "C", "LC_ALL": "C"}
         if device.is_glue:
             return self._glue_command(device, path, action, target, env)
         lines = [f"action={action}"]
@@ -565,78 +548,13 @@ async def _run_in_thread(
 async def _spawn(
     argv: list[str], stdin: bytes, env: Mapping[str, str], timeout_ms: int
 ) -> tuple[int | None, str, bool]:
-    """Run one agent in its own session; (rc or None, output tail, timed_out)."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        return None, f"cannot run {argv[0]}: {exc}", False
-    _drop_realtime(proc.pid)
-    held = bytearray()
+    """Run one agent (``hacluster.shell.subprocesses``): (rc or None, output tail, timed_out).
 
-    async def pump() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            held.extend(chunk)
-            if len(held) > OUTPUT_HELD_BYTES:
-                del held[: len(held) - OUTPUT_HELD_BYTES]
-
-    async def feed() -> None:
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(stdin)
-            await proc.stdin.drain()
-            proc.stdin.close()
-
-    reader = asyncio.create_task(pump())
-    writer = asyncio.create_task(feed())
-    timed_out = False
-    try:
-        try:
-            await asyncio.wait_for(proc.wait(), max(timeout_ms, 1) / 1000)
-        except TimeoutError:
-            timed_out = True
-            await _kill_group(proc)
-    except asyncio.CancelledError:
-        signal_group(proc.pid, signal.SIGKILL)
-        raise
-    finally:
-        writer.cancel()
-        # A child the agent left behind may hold the pipe open: take what is there, briefly.
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(reader), OUTPUT_DRAIN_MS / 1000)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-    rc = proc.returncode if not timed_out and proc.returncode is not None and proc.returncode >= 0 else None
-    return rc, held.decode("utf-8", "replace"), timed_out
-
-
-async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL the agent's process group and wait (bounded) until nothing of it lives."""
-    signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
-    deadline = time.monotonic() + KILL_WAIT_MS / 1000
-    while group_has_live_members(proc.pid):
-        if time.monotonic() >= deadline:
-            logger.warning("fence agent processes survived SIGKILL (stuck in the kernel?) pgid=%d", proc.pid)
-            return
-        await asyncio.sleep(0.01)
-
-
-def _drop_realtime(pid: int) -> None:
-    """Agents never run real-time, even when the daemon does."""
-    try:
-        if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
-            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-    except OSError as exc:
-        logger.debug("cannot reset fence agent scheduling pid=%d error=%s", pid, exc)
+    Grace 0: a timed-out fence agent gets SIGKILL at once (see the module docstring).
+    """
+    done = await subprocesses.run(
+        argv, env=env, timeout_ms=max(timeout_ms, 1), grace_ms=0, stdin=stdin, label=f"fence agent {argv[0]}"
+    )
+    if done.problem:
+        return None, done.problem, False
+    return done.exit_status, done.output[-OUTPUT_HELD_BYTES:].decode("utf-8", "replace"), done.timed_out

@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daemon.add_argument("--node", "-n", help="this node's name (default: uname -n)")
     daemon.add_argument(
-        "--check", action="store_true", help="validate ha.cf and authkeys, print warnings, and exit"
+        "--check",
+        action="store_true",
+        help="validate ha.cf, authkeys and the resource file (or CIB), print warnings, and exit",
     )
     demo = sub.add_parser("demo", help="run a local demo cluster on loopback (no root needed)")
     demo.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
@@ -47,15 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    from hacluster.config import default_node_name, load_config
-    from hacluster.config.cluster import load_resources
+    from hacluster.config import default_node_name
+    from hacluster.config.cluster import load_cluster
     from hacluster.shell import logs
     from hacluster.shell.daemon import Daemon
 
     node = (args.node or default_node_name()).lower()
     try:
-        config = load_config(args.config, node)
-        resources = load_resources(config)
+        config, resources = load_cluster(args.config, node)
     except ConfigError as exc:
         print(f"hacluster: {len(exc.problems)} problem(s) in the configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -65,6 +66,8 @@ def _daemon(args: argparse.Namespace) -> int:
         for warning in [*config.warnings, *resources.warnings]:
             print(f"warning: {warning}", file=sys.stderr)
         where = f" and {resources.path}" if resources.path else " (no resource file)"
+        if resources.summary:
+            print(f"resources: {resources.summary}")
         print(f"{config.path}{where}: configuration is valid for node {node}")
         return 0
     logs.configure(

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -39,6 +39,7 @@ from hacluster.shell.history import Event
 if TYPE_CHECKING:
     from hacluster.core.fencing import FenceEvent
     from hacluster.shell.daemon import Daemon
+    from hacluster.shell.view import CoreView
 
 logger = logging.getLogger(__name__)
 
@@ -109,20 +110,18 @@ class MetricsState:
 
     def _refresh_holders(self) -> None:
         """Remember where each resource runs while exactly one node runs it."""
-        core = self.daemon.core
-        if core is None:
+        if self.daemon.core is None:
             return
-        for rsc, per_node in core.rm.resource_details().items():
-            started = [node for node, entry in per_node.items() if entry.get("s") == "started"]
+        for rsc, per_node in self.daemon.view().reports().items():
+            started = [node for node, report in per_node.items() if report.state is LocalState.STARTED]
             if len(started) == 1:
                 self._holder[rsc] = str(started[0])
 
     def _sync_fencing(self) -> None:
         """Count the fencing history entries added since the last look (the core keeps 100)."""
-        core = self.daemon.core
-        if core is None:
+        if self.daemon.core is None:
             return
-        history = core.rm.fencing.history()
+        history = self.daemon.view().fencing_history()
         start = 0
         if self._fence_seen is not None:
             start = next(
@@ -136,10 +135,9 @@ class MetricsState:
             self._fence_seen = history[-1]
 
     def _sync_gaps(self) -> None:
-        core = self.daemon.core
-        if core is None:
+        if self.daemon.core is None:
             return
-        for sample in core.membership.gap_samples():
+        for sample in self.daemon.view().gap_samples():
             key = (sample.node, sample.link)
             seen = self._gaps_seen.get(key, 0)
             new = sample.observed - seen if sample.observed >= seen else sample.observed
@@ -152,22 +150,22 @@ class MetricsState:
 
     def collect(self) -> Iterator[Metric]:
         daemon = self.daemon
-        core = daemon.core
-        if core is None:
+        if daemon.core is None:
             return
+        view = daemon.view()
         self._sync_fencing()
         self._sync_gaps()
         self._refresh_holders()
-        yield from self._membership(core)
-        yield from self._resources(core)
+        yield from self._membership(view)
+        yield from self._resources(view)
         yield from self._counted()
         yield from self._alerts()
 
-    def _membership(self, core: Any) -> Iterable[Metric]:
+    def _membership(self, view: CoreView) -> Iterable[Metric]:
         from hacluster.shell.daemon import now_ms
 
         daemon = self.daemon
-        stats = core.membership.statistics(now_ms())
+        stats = view.statistics(now_ms())
         info = GaugeMetricFamily(
             "hacluster_info", "This daemon: node name and cluster", labels=["node", "cluster"]
         )
@@ -229,21 +227,20 @@ class MetricsState:
             "Send and receive errors of each local link",
             labels=["link", "direction"],
         )
-        for link in daemon.link_counters():
-            link_errors.add_metric([link["name"], "send"], link["send_errors"])
-            link_errors.add_metric([link["name"], "receive"], link["receive_errors"])
+        for counters in daemon.link_counters():
+            link_errors.add_metric([counters["name"], "send"], counters["send_errors"])
+            link_errors.add_metric([counters["name"], "receive"], counters["receive_errors"])
         yield link_errors
 
-    def _resources(self, core: Any) -> Iterable[Metric]:
-        rm = core.rm
+    def _resources(self, view: CoreView) -> Iterable[Metric]:
         yield GaugeMetricFamily(
-            "hacluster_is_dc", "1 when this node is the DC", 1 if rm.dc == self.daemon.node else 0
+            "hacluster_is_dc", "1 when this node is the DC", 1 if view.dc == self.daemon.node else 0
         )
         yield GaugeMetricFamily(
-            "hacluster_quorum", "1 when this node's partition has quorum", 1 if rm.has_quorum() else 0
+            "hacluster_quorum", "1 when this node's partition has quorum", 1 if view.has_quorum() else 0
         )
         yield GaugeMetricFamily(
-            "hacluster_config_epoch", "Epoch of the replicated configuration", rm.config.epoch
+            "hacluster_config_epoch", "Epoch of the replicated configuration", view.config.epoch
         )
         state = GaugeMetricFamily(
             "hacluster_resource_state",
@@ -255,18 +252,18 @@ class MetricsState:
             "Failures counted per resource and node",
             labels=["resource", "node"],
         )
-        for rsc, per_node in sorted(rm.resource_details().items()):
-            for node, entry in sorted(per_node.items()):
-                current = str(entry.get("s", "unknown"))
+        for rsc, per_node in sorted(view.reports().items()):
+            for node, report in sorted(per_node.items()):
+                current = report.state.value
                 for name in RESOURCE_STATES:
                     state.add_metric([rsc, node, name], 1 if current == name else 0)
-                failcount.add_metric([rsc, node], int(entry.get("fc", 0)))
+                failcount.add_metric([rsc, node], report.failcount)
         yield state
         yield failcount
         pending = GaugeMetricFamily(
             "hacluster_fencing_pending", "1 while fencing of the node is under way", labels=["node"]
         )
-        for node in rm.fencing_pending():
+        for node in view.fencing_pending():
             pending.add_metric([node], 1)
         yield pending
 

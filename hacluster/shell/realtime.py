@@ -3,13 +3,13 @@
 A heartbeat that waits behind a busy CPU looks exactly like a dead node, so the daemon asks
 for SCHED_FIFO at ``rtprio`` and locks its pages (no page-fault stalls).  Both are best
 effort: without the privilege the daemon runs on, with a warning that says what is lost.
-Children (resource agents, later) must not inherit SCHED_FIFO: ``reset_for_child`` exists
-for their ``preexec``.
+Children (agents, fence agents, alert hooks) must not run real-time: ``SCHED_RESET_ON_FORK``
+keeps them from inheriting this policy, and ``hacluster.shell.subprocesses.drop_realtime``
+resets one that was inherited from elsewhere (systemd, ``chrt``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -46,9 +46,3 @@ def enable(rtprio: int | None) -> list[str]:
     for text in warnings:
         logger.warning("%s", text)
     return warnings
-
-
-def reset_for_child() -> None:
-    """In a forked child before exec: back to normal scheduling."""
-    with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

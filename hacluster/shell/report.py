@@ -6,24 +6,19 @@ The daemon gathers, in the event loop, what only it knows right now (the status 
 the replicated configuration, the secrets to hide), then reads files and writes the tarball
 in a worker thread so the driver is never held up by disk I/O.
 
-Redaction is by *value* and by *shape*.  Every secret the daemon knows (authkeys keys, and
-the values of parameters whose names contain ``passw``, ``secret``, ``key`` or ``token`` in
-resources and fence devices, ha.cf's ``stonith_host`` arguments included) is replaced by
-``<redacted>`` wherever it appears, in every file.  On top of that, anything shaped like
-``name=value`` or a JSON ``"name": "value"`` with such a name is redacted even when the value
-is unknown to us (a password typed into a log line), and authkeys keeps only its slot
-numbers and method names.  A report is meant to be mailed; when in doubt, it hides.
+Every member of the tarball goes through ``hacluster.shell.redact`` (the one redactor: by
+value, every secret the daemon knows; by shape, ``password=…``-like text it does not), and
+authkeys keeps only ``auth N``, slot numbers and method names, whatever the method.  A report
+is meant to be mailed; when in doubt, it hides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
 import json
 import os
 import platform
-import re
 import sys
 import tarfile
 import time
@@ -34,107 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.cluster import HARESOURCES, RESOURCES_CRM
-from hacluster.shell import cibstore
+from hacluster.shell import cibstore, subprocesses
 from hacluster.shell.history import read_files
+from hacluster.shell.redact import REDACTED, SECRET_WORDS, Redactor, known_secrets, redact_authkeys
 
 if TYPE_CHECKING:
     from hacluster.shell.daemon import Daemon
 
-REDACTED = "<redacted>"
-SECRET_WORDS = ("passw", "secret", "key", "token")
 LOG_TAIL_BYTES = 2 * 1024 * 1024
-SHORT_SECRET = 6
-"""Secrets shorter than this are replaced as whole words only, so that a short password does
-not blank out every word that contains it."""
 PACKAGES = ("hacluster", "pydantic", "prometheus_client", "pyroute2", "psutil", "pyserial", "cryptography")
-
-_NAME = r"[\w.-]*(?:passw|secret|key|token)[\w.-]*"
-_SHAPES = (
-    # name=value, name="quoted value"
-    (re.compile(rf"(?i)\b({_NAME})=(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"), rf"\1={REDACTED}"),
-    # JSON "name": "value"
-    (re.compile(rf'(?i)("{_NAME}"\s*:\s*)"(?:[^"\\]|\\.)*"'), rf'\1"{REDACTED}"'),
-    # JSON pairs ["name", "value"] (params in cib.json)
-    (re.compile(rf'(?i)(\[\s*"{_NAME}"\s*,\s*)"(?:[^"\\]|\\.)*"'), rf'\1"{REDACTED}"'),
-)
-
-
-def is_secret_name(name: str) -> bool:
-    return any(word in name.lower() for word in SECRET_WORDS)
-
-
-class Redactor:
-    """Replaces known secret values and secret-shaped ``name=value`` text."""
-
-    def __init__(self, secrets: set[str]) -> None:
-        values = {s for s in secrets if s and s != REDACTED}
-        escaped = {json.dumps(s)[1:-1] for s in values}
-        ordered = sorted(values | escaped, key=len, reverse=True)
-        self._long = [s for s in ordered if len(s) >= SHORT_SECRET]
-        short = [re.escape(s) for s in ordered if len(s) < SHORT_SECRET]
-        self._short = re.compile(rf"(?<![\w])(?:{'|'.join(short)})(?![\w])") if short else None
-        self.replacements = 0
-
-    def __call__(self, text: str) -> str:
-        for secret in self._long:
-            if secret in text:
-                self.replacements += text.count(secret)
-                text = text.replace(secret, REDACTED)
-        if self._short is not None:
-            text, count = self._short.subn(REDACTED, text)
-            self.replacements += count
-        for pattern, replacement in _SHAPES:
-            text, count = pattern.subn(replacement, text)
-            self.replacements += count
-        return text
-
-
-def redact_authkeys(text: str) -> str:
-    """Keep ``auth N``, comments, slot numbers and methods; drop every key."""
-    out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 3 and words[0].isdigit():
-            out.append(f"{words[0]} {words[1]} {REDACTED}")
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def known_secrets(daemon: Daemon) -> set[str]:
-    """Every secret value this daemon knows of (read in the loop)."""
-    secrets: set[str] = set()
-    for key in daemon.config.keyring.keys.values():
-        if key.secret:
-            secrets.add(key.secret.decode("utf-8", "replace"))
-    if daemon.core is not None:
-        rm = daemon.core.rm
-        for primitive in rm.config.primitives:
-            secrets.update(v for k, v in primitive.params if is_secret_name(k))
-        for device in rm.devices():
-            secrets.update(v for k, v in device.params if is_secret_name(k))
-            # cluster-glue plugins take positional arguments: any of them may be a password.
-            for k, v in device.params:
-                if k == "args":
-                    secrets.update(_positional_secrets(v.split()))
-    for line in daemon.config.stonith_host:
-        words = line.split()[2:]
-        secrets.update(v.split("=", 1)[1] for v in words if "=" in v and is_secret_name(v.split("=", 1)[0]))
-        if not line.split()[1].startswith("fence_"):
-            secrets.update(_positional_secrets(words))
-    # Node names and numbers appear in plugin arguments (host lists, ports) and everywhere else.
-    public = set(daemon.config.nodes) | {"*"}
-    return {s for s in secrets if s.strip() and s not in public and not s.isdigit()}
-
-
-def _positional_secrets(words: list[str]) -> set[str]:
-    out = set()
-    for word in words:
-        try:
-            ipaddress.ip_address(word)
-        except ValueError:
-            out.add(word)
-    return out
+UNAME_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +70,7 @@ async def write_report(daemon: Daemon, path: Path, since_ms: int | None) -> dict
         logfile=config.logfile,
         debugfile=config.debugfile,
         status=daemon.status(),
-        cib_fallback=daemon.core.rm.config.to_json(),
+        cib_fallback=daemon.view().config.to_json(),
         uname=await _uname(),
         since_ms=since_ms,
         secrets=known_secrets(daemon),
@@ -175,15 +79,15 @@ async def write_report(daemon: Daemon, path: Path, since_ms: int | None) -> dict
 
 
 async def _uname() -> str:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "uname", "-a", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-        )
-        async with asyncio.timeout(5):
-            out, _ = await proc.communicate()
-        return out.decode(errors="replace")
-    except (OSError, TimeoutError):
-        return " ".join(os.uname()) + "\n"
+    done = await subprocesses.run(
+        ["uname", "-a"],
+        env={"PATH": subprocesses.SYSTEM_PATH, "LANG": "C"},
+        timeout_ms=UNAME_TIMEOUT_MS,
+        grace_ms=0,
+    )
+    if done.exit_status == 0:
+        return done.stdout.decode(errors="replace")
+    return " ".join(os.uname()) + "\n"
 
 
 def _write(snap: _Snapshot, path: Path) -> dict[str, Any]:
@@ -277,5 +181,5 @@ def _readme(snap: _Snapshot, events: int) -> str:
         f"hacluster report from node {snap.node}, made {datetime.now().astimezone().isoformat(timespec='seconds')}\n"
         f"history.jsonl: {events} decisions ({since}); status.json: the live status document;\n"
         "cib.json: the replicated configuration; *.tail: the end of the daemon's log files.\n"
-        f"Secrets (authkeys keys, password/secret/key/token parameters) are replaced by {REDACTED}.\n"
+        f"Secrets (authkeys keys, parameters whose names hold {'/'.join(SECRET_WORDS)}) are replaced by {REDACTED}.\n"
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from hacluster.core.lrm import LocalState
-
 if TYPE_CHECKING:
+    from hacluster.core.stats import MembershipStats
     from hacluster.shell.daemon import Daemon
+    from hacluster.shell.view import CoreView
 
 _PRIORITY = ("blocked", "failed", "stopping", "starting", "started", "unknown", "stopped")
 
@@ -30,20 +30,17 @@ def _links(node: Any) -> list[dict[str, Any]]:
     ]
 
 
-def resources_document(daemon: Daemon) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def resources_document(view: CoreView) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Resources (cluster-wide state, node, fail counts, plan reason) and groups."""
-    assert daemon.core is not None
-    rm = daemon.core.rm
-    config = rm.config
-    members = set(daemon.core.membership.members()) | {daemon.node}
-    details = rm.resource_details()
-    plan = rm.plan
+    config = view.config
+    reports = view.members_reports()
+    plan = view.plan
     resources = []
     for primitive in config.primitives:
         if primitive.agent_class == "stonith":
             continue
-        per_node = {n: e for n, e in details.get(primitive.id, {}).items() if n in members}
-        states = {n: str(e.get("s", "unknown")) for n, e in per_node.items()}
+        per_node = reports.get(primitive.id, {})
+        states = {n: r.state.value for n, r in per_node.items()}
         active = sorted(
             n for n, s in states.items() if s in ("started", "starting", "stopping", "failed", "blocked")
         )
@@ -51,12 +48,13 @@ def resources_document(daemon: Daemon) -> tuple[list[dict[str, Any]], list[dict[
         if state == "unknown" and not active:
             state = "stopped" if all(s in ("stopped", "unknown") for s in states.values()) else state
         failed = [
-            {"node": n, "op": e.get("op"), "rc": e.get("rc"), "reason": e.get("why")}
-            for n, e in sorted(per_node.items())
-            if e.get("op")
+            {"node": n, "op": r.failed_op, "rc": r.failed_rc, "reason": r.exit_reason}
+            for n, r in sorted(per_node.items())
+            if r.failed_op
         ]
         group = config.group_of(primitive.id)
         target = plan.assignment.get(primitive.id) if plan is not None else None
+        reason = plan.reasons.get(primitive.id) if plan is not None else None
         resources.append(
             {
                 "id": primitive.id,
@@ -66,13 +64,15 @@ def resources_document(daemon: Daemon) -> tuple[list[dict[str, Any]], list[dict[
                 "node": active[0] if len(active) == 1 else (active or None),
                 "nodes": active,
                 "target": target,
-                "reason": plan.reasons.get(primitive.id, "")
+                "reason": reason.text
+                if reason is not None
+                else ""
                 if plan is not None
                 else "no plan yet from the DC",
-                "failcounts": {n: e["fc"] for n, e in sorted(per_node.items()) if e.get("fc")},
+                "failcounts": {n: r.failcount for n, r in sorted(per_node.items()) if r.failcount},
                 "failures": failed,
-                "managed": (config.meta_of(primitive.id, "is-managed") or "true").lower()
-                not in ("false", "no", "0", "off"),
+                "managed": config.is_managed(primitive.id)
+                and not (plan is not None and primitive.id in plan.held),
                 "target_role": config.target_role_of(primitive.id),
             }
         )
@@ -80,13 +80,12 @@ def resources_document(daemon: Daemon) -> tuple[list[dict[str, Any]], list[dict[
     return resources, groups
 
 
-def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
-    assert daemon.core is not None
-    stats = daemon.core.membership.statistics(at_ms)
-    rm = daemon.core.rm
+def nodes_document(view: CoreView, stats: MembershipStats) -> list[dict[str, Any]]:
+    """Every node as membership sees it, with its attributes (standby read as the cluster reads it)."""
+    config = view.config
     nodes = []
     for node in stats.nodes:
-        attributes = dict(next((a for n, a in rm.config.node_attributes if n == node.name), ()))
+        attributes = dict(next((a for n, a in config.node_attributes if n == node.name), ()))
         nodes.append(
             {
                 "name": node.name,
@@ -97,15 +96,20 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
                 "dead_interval_ms": node.dead_interval_ms,
                 "last_heard_ms_ago": node.last_heard_ms_ago,
                 "recommended_deadtime_ms": node.recommended_deadtime_ms,
-                "standby": attributes.get("standby", "off").lower() in ("on", "true", "yes", "1"),
+                "standby": config.is_node_standby(node.name),
                 "attributes": attributes,
                 "links": _links(node),
             }
         )
-    resources, groups = resources_document(daemon)
-    local_pending = [
-        r for r in rm.config.resource_ids() if rm.local_state(r) in (LocalState.STARTING, LocalState.STOPPING)
-    ]
+    return nodes
+
+
+def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
+    view = daemon.view()
+    stats = view.statistics(at_ms)
+    config = view.config
+    nodes = nodes_document(view, stats)
+    resources, groups = resources_document(view)
     return {
         "cluster": {
             "node": stats.node,
@@ -114,10 +118,10 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
             "comm_up": stats.comm_up,
             "keepalive_ms": stats.keepalive_ms,
             "deadtime_ms": stats.deadtime_ms,
-            "dc": rm.dc,
-            "quorum": rm.has_quorum(),
-            "config_epoch": rm.config.epoch,
-            "stonith_enabled": rm.config.is_stonith_enabled(),
+            "dc": view.dc,
+            "quorum": view.has_quorum(),
+            "config_epoch": config.epoch,
+            "stonith_enabled": config.is_stonith_enabled(),
             "pid": os.getpid(),
             "uptime_ms": daemon.uptime_ms,
             "config": str(daemon.config.path),
@@ -125,7 +129,7 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
         "nodes": nodes,
         "resources": resources,
         "groups": groups,
-        "pending": local_pending,
+        "pending": view.pending_here(),
         "fencing": [
             {
                 "target": e.target,
@@ -137,9 +141,9 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
                 "reason": e.reason,
                 "ago_ms": at_ms - e.at_ms,
             }
-            for e in rm.fencing.history()
+            for e in view.fencing_history()
         ],
-        "fencing_pending": dict(rm.fencing_pending()),
+        "fencing_pending": dict(view.fencing_pending()),
         "links": daemon.link_counters(),
         "packets": {
             "received": stats.received,

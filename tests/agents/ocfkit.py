@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,13 @@ def script_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
     env.update(extra or {})
     return env
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a throw-away server on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def require_root() -> None:
@@ -65,9 +73,17 @@ def validate_metadata(xml: str) -> subprocess.CompletedProcess[str]:
 
 
 def run_ocf_tester(
-    agent: str, instance: str, params: dict[str, str], *, prefix: list[str] | None = None
+    agent: str,
+    instance: str,
+    params: dict[str, str],
+    *,
+    prefix: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ocf-tester on a launcher; ``prefix`` wraps it (``ip netns exec NS``, ``unshare -m``)."""
+    """Run ocf-tester on a launcher; ``prefix`` wraps it (``ip netns exec NS``, ``unshare -m``).
+
+    ocf-tester hands its environment on to the agent, so ``extra_env`` reaches the agent too.
+    """
     require_root()
     tester = require_tool("ocf-tester", "resource-agents")
     require_tool("xmllint", "libxml2-utils")
@@ -76,7 +92,12 @@ def run_ocf_tester(
         argv += ["-o", f"{key}={value}"]
     argv.append(str(agent_path(agent)))
     return subprocess.run(
-        argv, env=script_env(), capture_output=True, text=True, timeout=OCF_TESTER_TIMEOUT_S, check=False
+        argv,
+        env=script_env(extra_env),
+        capture_output=True,
+        text=True,
+        timeout=OCF_TESTER_TIMEOUT_S,
+        check=False,
     )
 
 

@@ -22,7 +22,7 @@ import pytest
 from ocfkit import assert_passed, ocf_env, require_root, run_ocf_tester
 
 from hacluster.agents import RC, IPaddr2Agent, send_garp
-from hacluster.agents.ipaddr2 import ETH_P_ARP, _packet_socket
+from hacluster.agents.ipaddr2 import ETH_P_ARP, IFA_F_NODAD, IFA_F_TENTATIVE, _packet_socket
 
 pytestmark = pytest.mark.root
 
@@ -190,7 +190,8 @@ def test_probe_on_a_node_without_the_nic_answers_7(netns: str) -> None:
 @pytest.mark.parametrize(
     ("params", "words"),
     [
-        ({"ip": "10.231.77.300"}, "not an IPv4 address"),
+        ({"ip": "10.231.77.300"}, "not an IPv4 or IPv6 address"),
+        ({"ip": "224.0.0.5"}, "not a unicast address"),
         ({"ip": ""}, "required"),
         ({"cidr_netmask": "33"}, "cidr_netmask"),
         ({"arp_count": "-1"}, "arp_count"),
@@ -210,3 +211,125 @@ def test_send_garp_sends_count_frames(netns: str) -> None:
         frames = garps_for(capture, "10.231.77.9", wait_s=0.3)
     assert len(frames) == 2
     assert all(struct.unpack("!H", f[20:22])[0] == 1 for f in frames)  # ARP request (arping -U style)
+
+
+# --- IPv6 -------------------------------------------------------------------------------------
+
+VIP6 = "fd00:231:77::50"
+BASE6 = "fd00:231:77::1/64"
+ETH_P_IPV6 = 0x86DD
+
+
+@pytest.fixture
+def netns6() -> Iterator[str]:
+    """A namespace with a veth pair d0/d0p (DAD runs on veth, not on a NOARP dummy), d0 with
+    ``fd00:231:77::1/64`` added without DAD; deleted afterwards."""
+    require_root()
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip")
+    name = f"hac-ra6-{secrets.token_hex(4)}"
+    ip("netns", "add", name)
+    try:
+        ip("-n", name, "link", "set", "lo", "up")
+        ip("-n", name, "link", "add", NIC, "type", "veth", "peer", "name", f"{NIC}p")
+        ip("-n", name, "link", "set", f"{NIC}p", "up")
+        ip("-n", name, "addr", "add", BASE6, "dev", NIC, "nodad")
+        ip("-n", name, "link", "set", NIC, "up")
+        yield name
+    finally:
+        ip("netns", "del", name, check=False)
+
+
+def addresses6(ns: str) -> dict[str, set[str]]:
+    """IPv6 address on d0 → its iproute2 flags (``tentative``, ``nodad``, ...)."""
+    [link] = json.loads(ip("-j", "-n", ns, "-6", "addr", "show", "dev", NIC))
+    flags = ("tentative", "nodad", "dadfailed")
+    return {a["local"]: {f for f in flags if a.get(f)} for a in link["addr_info"]}
+
+
+def vip6_env(ns: str, **params: str) -> dict[str, str]:
+    return vip_env(ns, **{"ip": VIP6, "cidr_netmask": "64", **params})
+
+
+def advertisements_for(sock: socket.socket, vip: str, wait_s: float) -> list[bytes]:
+    """Neighbour advertisements for ``vip`` (ICMPv6 type 136, target ``vip``) seen in ``wait_s``."""
+    frames, deadline, target = [], time.monotonic() + wait_s, socket.inet_pton(socket.AF_INET6, vip)
+    while time.monotonic() < deadline:
+        try:
+            frame = sock.recv(2048)
+        except TimeoutError:
+            continue
+        if struct.unpack("!H", frame[12:14])[0] != ETH_P_IPV6 or frame[20] != 58:
+            continue
+        icmp = frame[54:]
+        if icmp[0] == 136 and icmp[8:24] == target:
+            frames.append(frame)
+    return frames
+
+
+def test_ipv6_start_is_usable_at_once_and_announced_with_neighbour_adverts(netns6: str) -> None:
+    agent = IPaddr2Agent()
+    env = vip6_env(netns6, arp_count="3", arp_interval="50")
+    agent.run("validate-all", env)
+    with arp_capture(netns6) as capture:
+        assert agent.run("start", env).rc == RC.SUCCESS, "start"
+        assert addresses6(netns6)[VIP6] == {"nodad"}, "usable at once: not tentative"
+        frames = advertisements_for(capture, VIP6, wait_s=0.6)
+    assert len(frames) == 3
+    mac = bytes.fromhex(
+        ip("-n", netns6, "-o", "link", "show", NIC).split("link/ether ")[1].split()[0].replace(":", "")
+    )
+    for frame in frames:
+        assert frame[:6] == bytes.fromhex("333300000001"), "to the all-nodes group"
+        assert frame[6:12] == mac
+        assert frame[21] == 255, "hop limit 255, or receivers ignore it"
+        assert frame[22:38] == socket.inet_pton(socket.AF_INET6, VIP6), "from the address itself"
+        icmp = frame[54:]
+        assert icmp[4] & 0x20, "Override set"
+        assert not icmp[4] & 0x40, "not solicited"
+        assert icmp[24:32] == b"\x02\x01" + mac, "target link-layer address option"
+    assert agent.run("monitor", env).rc == RC.SUCCESS
+    assert agent.run("stop", env).rc == RC.SUCCESS
+    assert VIP6 not in addresses6(netns6)
+    assert agent.run("stop", env).rc == RC.SUCCESS
+    assert agent.run("monitor", env).rc == RC.NOT_RUNNING
+    assert IFA_F_NODAD == 0x02
+
+
+def test_ipv6_with_dad_waits_until_the_address_is_no_longer_tentative(netns6: str) -> None:
+    agent = IPaddr2Agent()
+    env = vip6_env(netns6, nodad="false", arp_count="1")
+    began = time.monotonic()
+    assert agent.run("start", env).rc == RC.SUCCESS
+    took_ms = (time.monotonic() - began) * 1000
+    assert addresses6(netns6)[VIP6] == set(), "DAD finished: neither tentative nor nodad"
+    print(f"start with DAD took {took_ms:.0f} ms")
+    assert took_ms > 200, "DAD takes about a second: start must have waited"
+    assert IFA_F_TENTATIVE == 0x40
+
+
+def test_ipv6_prefix_and_nic_from_the_route(netns6: str) -> None:
+    agent = IPaddr2Agent()
+    env = vip6_env(netns6, nic="", cidr_netmask="", arp_count="0")
+    assert agent.run("start", env).rc == RC.SUCCESS
+    [link] = json.loads(ip("-j", "-n", netns6, "-6", "addr", "show", "dev", NIC))
+    assert {(a["local"], a["prefixlen"]) for a in link["addr_info"]} >= {(VIP6, 64)}
+    assert agent.run("stop", env).rc == RC.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"cidr_netmask": "129"}, "0..128"),
+        ({"cidr_netmask": "255.255.255.0"}, "0..128"),
+        ({"iflabel": "vip"}, "iflabel does not apply"),
+        ({"broadcast": "fd00::ff"}, "broadcast does not apply"),
+        ({"ip": "fe80::50"}, "link-local"),
+        ({"ip": "ff02::1"}, "not a unicast address"),
+        ({"nodad": "perhaps"}, "nodad"),
+    ],
+)
+def test_ipv6_validate_rejects_what_does_not_apply(netns6: str, params: dict[str, str], words: str) -> None:
+    result = IPaddr2Agent().run("validate-all", vip6_env(netns6, **params))
+    assert result.rc == RC.ERR_CONFIGURED
+    assert words in (result.exit_reason or "")

@@ -12,14 +12,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from ocfkit import assert_passed, ocf_env, require_root, run_ocf_tester
+from ocfkit import assert_passed, free_port, ocf_env, require_root, run_ocf_tester
 
 from hacluster.agents import RC, PgsqlAgent
 from hacluster.agents.pgsql import find_pg_binary
@@ -64,12 +63,6 @@ class Cluster:
         return done.stdout.strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     require_root()
@@ -109,7 +102,7 @@ def cluster() -> Iterator[Cluster]:
             cwd="/",
             check=True,
         )
-        yield Cluster(root, pgdata, socketdir, _free_port())
+        yield Cluster(root, pgdata, socketdir, free_port())
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(

@@ -22,9 +22,9 @@ from hacluster.cli.commands.explain import format_simulation, format_why
 from hacluster.cli.main import main
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core import edits
-from hacluster.core.explain import ClusterSnapshot, Failure, has_quorum
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
+from hacluster.core.snapshot import ClusterSnapshot, Failure, has_quorum
 from hacluster.shell.api_explain import (
     diff_answer,
     new_config,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from fencekit import need_tools
 
-from hacluster.shell.fencer import FenceDevice, Fencer, FenceResult, redact
+from hacluster.shell.fencer import FenceDevice, Fencer, FenceResult
+from hacluster.shell.redact import REDACTED, redact
 
 SECRET = "s3cr3t-Pw-7731"
 
@@ -27,6 +28,7 @@ while IFS= read -r line; do
     mode=*) mode=${line#mode=};;
     status_rc=*) status_rc=${line#status_rc=};;
     password=*) password=${line#password=};;
+    api_token=*) token=${line#api_token=};;
     sleep_s=*) sleep_s=${line#sleep_s=};;
   esac
 done < "$dir/stdin.$n"
@@ -49,6 +51,7 @@ case "$mode" in
   hang) sleep 300 & echo $! > "$dir/child.pid"; sleep 300;;
   slowfail) sleep "$sleep_s"; exit 1;;
   leak) echo "login password is $password"; echo "debug: passwd=$password"; exit 1;;
+  leaktoken) echo "Authorization: Bearer $token"; exit 1;;
 esac
 exit 1
 """
@@ -195,11 +198,22 @@ def test_secrets_never_reach_results_or_logs(fixture: Fixture, caplog: pytest.Lo
     device = fixture.device(params=(("mode", "leak"), ("password", SECRET)), retries=0)
     result = fixture.fence(device)
     assert not result.ok
-    assert "login password is ******" in result.output
+    assert f"login password is {REDACTED}" in result.output
     assert SECRET not in result.output
     assert "stdin=" in caplog.text, "the debug line with the agent's stdin was logged"
     assert SECRET not in caplog.text
-    assert redact("ipmi_password=abc secret: x", []) == "ipmi_password=****** secret: ******"
+    assert redact("ipmi_password=abc secret: x", []) == f"ipmi_password={REDACTED} secret: {REDACTED}"
+
+
+def test_a_token_parameter_is_a_secret_too(fixture: Fixture, caplog: pytest.LogCaptureFixture) -> None:
+    # The fencer once had its own word list, without "token": a bearer token went out verbatim.
+    caplog.set_level(logging.DEBUG, logger="hacluster.shell.fencer")
+    token = "tok-4f9a2c71e0"
+    result = fixture.fence(fixture.device(params=(("mode", "leaktoken"), ("api_token", token)), retries=0))
+    assert not result.ok
+    assert f"Authorization: Bearer {REDACTED}" in result.output
+    assert token not in result.output
+    assert token not in caplog.text
 
 
 def test_can_fence_from_lists_and_maps(fixture: Fixture) -> None:

@@ -22,7 +22,7 @@ inside an attacker namespace (``Lab.run``/``Lab.exec``):
 
     python daemons.py capture PORT COUNT TIMEOUT_S OUT   # record datagrams received on PORT
     python daemons.py send ADDR PORT IN [REPEAT] [GAP_MS] # send the datagrams stored in IN
-    python daemons.py flood ADDR PORT COUNT SIZE SEED RATE  # COUNT random datagrams, RATE/s
+    python daemons.py flood ADDR PORT COUNT SIZE SEED RATE [PREFIX_HEX]  # COUNT random datagrams, RATE/s
 
 Datagram files hold ``<4-byte big-endian length><bytes>`` records.
 """
@@ -134,7 +134,22 @@ def ucast_media(i: int, cluster: DaemonCluster) -> list[str]:
     return [f"ucast {cluster.iface(i)} {cluster.lab.address(j)}" for j in cluster.indices]
 
 
-MEDIA: dict[str, Media] = {"bcast": bcast_media, "mcast": mcast_media, "ucast": ucast_media}
+def ucast6_media(i: int, cluster: DaemonCluster) -> list[str]:
+    assert cluster.lab is not None, "ucast6 media need a lab for addresses"
+    return [f"ucast6 {cluster.iface(i)} {cluster.lab.address6(j)}" for j in cluster.indices]
+
+
+def mcast6_media(i: int, cluster: DaemonCluster) -> list[str]:
+    return [f"mcast6 {cluster.iface(i)} {cluster.mcast6_group} {cluster.port} 1 0"]
+
+
+MEDIA: dict[str, Media] = {
+    "bcast": bcast_media,
+    "mcast": mcast_media,
+    "ucast": ucast_media,
+    "ucast6": ucast6_media,
+    "mcast6": mcast6_media,
+}
 
 
 def serial_media(*devices: str | Path) -> Media:
@@ -202,6 +217,7 @@ class DaemonCluster:
         self.initdead_ms = initdead_ms if initdead_ms is not None else max(2000, 2 * deadtime_ms)
         self.port = port if port is not None else 20000 + secrets.randbelow(20000)
         self.mcast_group = f"239.77.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+        self.mcast6_group = f"ff12::77:{secrets.randbelow(0xFFFF) + 1:x}"
         self.key = key if key is not None else secrets.token_hex(20)
         self.method = method
         self.extra = list(extra)
@@ -557,12 +573,15 @@ def _send(address: str, port: int, path: Path, repeat: int, gap_ms: int) -> int:
     return 0
 
 
-def _flood(address: str, port: int, count: int, size: int, seed: int, rate: int) -> int:
-    """Send ``count`` random datagrams, ``rate`` per second (0: as fast as possible)."""
+def _flood(address: str, port: int, count: int, size: int, seed: int, rate: int, prefix: bytes = b"") -> int:
+    """Send ``count`` random datagrams, ``rate`` per second (0: as fast as possible).
+
+    Each starts with ``prefix`` (e.g. a sealed packet's magic, version and slot, so that the
+    framing is valid and only the tag is wrong)."""
     import random
 
     rng = random.Random(seed)
-    pool = [rng.randbytes(size) for _ in range(64)]
+    pool = [prefix + rng.randbytes(size - len(prefix)) for _ in range(64)]
     sock = _sender(address)
     started = time.monotonic()
     for sent in range(count):
@@ -584,7 +603,8 @@ def main(argv: list[str]) -> int:
         gap_ms = int(args[4]) if len(args) > 4 else 0
         return _send(args[0], int(args[1]), Path(args[2]), repeat, gap_ms)
     if command == "flood":
-        return _flood(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]))
+        prefix = bytes.fromhex(args[6]) if len(args) > 6 else b""
+        return _flood(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]), prefix)
     print(f"unknown command {command!r}; expected capture, send or flood", file=sys.stderr)
     return 2
 

@@ -10,7 +10,9 @@ Layout: a switch namespace ``<prefix>-sw-<rand>`` holds bridge ``br0`` and one v
 ``p<i>`` per node; node ``i`` (1-based) lives in ``<prefix>-n<i>-<rand>`` with the other end
 ``e<i>`` addressed ``10.231.<x>.<i>/24`` (broadcast ``10.231.<x>.255``; ``x`` random per lab)
 and ``lo`` up.  Nothing is configured in the root namespace.  Multicast snooping is off on the
-bridge so groups flood like on a dumb switch.
+bridge so groups flood like on a dumb switch.  With ``ipv6=True`` the nodes get no IPv4
+address at all, only ``fd00:231:<x>::<i>/64`` (``address6``), and duplicate address detection
+is off in their namespaces, so every address is usable as soon as the link is up.
 
 Teardown kills every process in the lab's namespaces (and waits for those ``run`` started),
 then deletes every namespace, even when building the lab or the test failed.  Constructing a
@@ -80,7 +82,7 @@ def namespaces() -> set[str]:
 class Lab:
     """N node namespaces on one bridge.  Use as a context manager; node indices are 1-based."""
 
-    def __init__(self, prefix: str, nodes: int = 2) -> None:
+    def __init__(self, prefix: str, nodes: int = 2, *, ipv6: bool = False) -> None:
         assert 1 <= nodes <= 250, nodes
         assert prefix, "a lab needs a name prefix"
         assert len(prefix) <= 12, prefix
@@ -90,6 +92,7 @@ class Lab:
         self.prefix = prefix
         self.nodes = nodes
         self.subnet = 1 + secrets.randbelow(254)
+        self.ipv6 = ipv6
         self.switch = f"{prefix}-sw-{suffix}"
         self.node_namespaces = {i: f"{prefix}-n{i}-{suffix}" for i in range(1, nodes + 1)}
         self._started: list[subprocess.Popen[Any]] = []
@@ -109,6 +112,11 @@ class Lab:
         """Node ``i``'s IPv4 address; ``i`` may be any host number, e.g. an unused one."""
         assert 1 <= i <= 254, i
         return f"10.231.{self.subnet}.{i}"
+
+    def address6(self, i: int) -> str:
+        """Node ``i``'s IPv6 address (IPv6 labs); ``i`` may be any host number."""
+        assert 1 <= i <= 0xFFFF, i
+        return f"fd00:231:{self.subnet:x}::{i:x}"
 
     @property
     def broadcast(self) -> str:
@@ -148,10 +156,27 @@ class Lab:
             ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", ns)
             ip("-n", sw, "link", "set", port, "master", BRIDGE)
             ip("-n", sw, "link", "set", port, "up")
-            ip("-n", ns, "addr", "add", f"{self.address(i)}/24", "brd", self.broadcast, "dev", iface)
+            if self.ipv6:
+                for conf in ("all", "default", iface):
+                    self._sysctl(ns, f"net.ipv6.conf.{conf}.accept_dad=0")
+                ip("-n", ns, "addr", "add", f"{self.address6(i)}/64", "dev", iface, "nodad")
+            else:
+                ip("-n", ns, "addr", "add", f"{self.address(i)}/24", "brd", self.broadcast, "dev", iface)
             ip("-n", ns, "link", "set", iface, "up")
         for i in self.node_namespaces:
             self.wait_for_carrier(i, up=True)
+
+    @staticmethod
+    def _sysctl(ns: str, setting: str) -> None:
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", setting],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"sysctl {setting} in {ns} failed: {done.stderr.strip()}")
 
     def wait_for_carrier(self, i: int, *, up: bool, timeout_s: float = 10) -> None:
         """Wait until node ``i``'s interface has carrier ``up`` and, when up, until its bridge

@@ -150,10 +150,13 @@ def vip_group_crm(
 class RmLab(Lab):
     """``nodes`` cluster namespaces (1..nodes) and one client namespace (nodes+1)."""
 
-    def __init__(self, prefix: str, nodes: int = 2, *, iface_name: str | None = None) -> None:
+    def __init__(
+        self, prefix: str, nodes: int = 2, *, iface_name: str | None = None, ipv6: bool = False
+    ) -> None:
         """``iface_name``: give every namespace's interface this one name (e.g. ``eth0``, which
-        Heartbeat's IPaddr wrapper assumes) instead of ``e<i>``."""
-        super().__init__(prefix, nodes=nodes + 1)
+        Heartbeat's IPaddr wrapper assumes) instead of ``e<i>``.  ``ipv6``: an IPv6-only lab,
+        whose floating address is ``vip6``."""
+        super().__init__(prefix, nodes=nodes + 1, ipv6=ipv6)
         self.cluster_nodes = nodes
         self.client = nodes + 1
         self.iface_name = iface_name
@@ -168,6 +171,10 @@ class RmLab(Lab):
     @property
     def vip(self) -> str:
         return self.address(VIP_HOST)
+
+    @property
+    def vip6(self) -> str:
+        return self.address6(VIP_HOST)
 
 
 class RmCluster(DaemonCluster):
@@ -307,7 +314,8 @@ class RmCluster(DaemonCluster):
         """Bring a crashed node back as a reboot would: VIP gone, scratch dir empty, link up."""
         i = self.index(name)
         if vip is not None:
-            self.rmlab.exec(i, ["ip", "addr", "del", f"{vip}/24", "dev", self.iface(i)])
+            prefix = 64 if ":" in vip else 24
+            self.rmlab.exec(i, ["ip", "addr", "del", f"{vip}/{prefix}", "dev", self.iface(i)])
         shutil.rmtree(self.rsc_tmp(name), ignore_errors=True)
         self.rmlab.set_link(i, up=True)
         self.rmlab.wait_for_carrier(i, up=True)
@@ -518,9 +526,11 @@ class VipProbe:
 
 
 def respond(port: int, name: str) -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """Answer on IPv4 and IPv6 alike: one dual-stack socket (IPv4 peers appear v4-mapped)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
     print("ready", flush=True)
     reply_suffix = b" " + name.encode()
     while True:
@@ -530,8 +540,9 @@ def respond(port: int, name: str) -> int:
 
 
 def probe(address: str, port: int, interval_ms: int, out_path: str) -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", 0))
+    ipv6 = ":" in address
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("::" if ipv6 else "0.0.0.0", 0))
     sock.setblocking(False)
     sent: dict[int, int] = {}
     seq = 0

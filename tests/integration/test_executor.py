@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from exhaust import USE_UP_DESCRIPTORS
 
 from hacluster.shell.executor import AgentSpec, Executor, OpRequest, OpResult
 
@@ -227,6 +228,31 @@ def test_broken_interpreter_line_is_not_installed(tmp_path: Path) -> None:
     assert result.rc == 5
     assert result.exit_reason is not None
     assert str(agent) in result.exit_reason
+
+
+def test_no_file_descriptor_left_is_a_generic_failure_of_that_op(tmp_path: Path) -> None:
+    # A real EMFILE: a child interpreter lowers RLIMIT_NOFILE and uses every descriptor up.
+    # Before, os.pipe() raised out of the op (no result at all); it is a retryable failure,
+    # not "not installed", which would ban the node.
+    script = f"""
+import asyncio
+from pathlib import Path
+from hacluster.shell.executor import AgentSpec, Executor, OpRequest
+{USE_UP_DESCRIPTORS}
+async def main():
+    ex = Executor(node_name="n1", ocf_roots=[Path({str(FIXTURES / "ocf")!r})], rsc_tmp=Path({str(tmp_path)!r}))
+    ex._prepare_rsc_tmp()
+    use_up_descriptors()
+    result = await ex.run(OpRequest("r", AgentSpec("ocf", "test", "Probe"), "start", timeout_ms=5000))
+    print(result.rc, result.exit_reason)
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    rc, _, reason = done.stdout.strip().partition(" ")
+    assert rc == "1", done.stdout
+    assert "Too many open files" in reason
 
 
 @pytest.mark.parametrize(

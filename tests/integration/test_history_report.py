@@ -17,14 +17,28 @@ from test_daemon_shell import PY, start, wait_status, write_single_node
 from hacluster.core.effects import Level, NodeStateChanged, Notice
 from hacluster.core.ids import NodeName
 from hacluster.shell.history import History, make_event
-from hacluster.shell.report import REDACTED, Redactor
+from hacluster.shell.redact import REDACTED, Redactor
 
 AUTH_SECRET = "AuthKeySecret-77f1c0de"
 FENCE_PASSWORD = "Hunter2-FencePw-91"
 PLUGIN_PASSWORD = "PlugSecret-4471"
 TOKEN = "TokenValue-5512ab"
 UNKNOWN_SECRET = "NeverConfigured-8821"
-SECRETS = (AUTH_SECRET, FENCE_PASSWORD, PLUGIN_PASSWORD, TOKEN, UNKNOWN_SECRET)
+AES_SECRET = "AesGcmSecret-0f3e9a7b5c1d"
+CHACHA_SECRET = "ChaChaSecret-88aa11bb22cc"
+RETIRED_SECRET = "RetiredSha1Key-55ee"
+TYPO_SECRET = "TypoLineSecret-31"
+SECRETS = (
+    AUTH_SECRET,
+    FENCE_PASSWORD,
+    PLUGIN_PASSWORD,
+    TOKEN,
+    UNKNOWN_SECRET,
+    AES_SECRET,
+    CHACHA_SECRET,
+    RETIRED_SECRET,
+    TYPO_SECRET,
+)
 
 
 def codes(events: list[dict[str, Any]]) -> list[str]:
@@ -170,6 +184,12 @@ def test_history_and_report_of_a_running_daemon(tmp_path: Path) -> None:
         # A secret that reaches a log line, known (the fence password) or not (shape only).
         with (tmp_path / "ha-log").open("a") as log:
             log.write(f"operator pasted password={UNKNOWN_SECRET} and {FENCE_PASSWORD} here\n")
+        # The encryption methods' keys, an old key commented out during a rotation and a line
+        # with a typo are hidden as well: the report reads authkeys from disk as it is now.
+        (tmp_path / "authkeys").write_text(
+            f"auth 1\n1 sha256 {AUTH_SECRET}\n3 aes256gcm {AES_SECRET}  # new key\n"
+            f"4\tchacha20poly1305\t{CHACHA_SECRET}\n#2 sha1 {RETIRED_SECRET}\n5sha1 {TYPO_SECRET}\n"
+        )
         report = tmp_path / "out" / "report.tar.gz"
         report.parent.mkdir()
         done = _hacrm(hacf, "report", "--since", "1h", str(report))
@@ -191,7 +211,10 @@ def test_history_and_report_of_a_running_daemon(tmp_path: Path) -> None:
         for name, data in members.items():
             for secret in SECRETS:
                 assert secret.encode() not in data, f"{secret} left in {name}"
-        assert members["authkeys"].decode() == f"auth 1\n1 sha256 {REDACTED}\n"
+        assert members["authkeys"].decode() == (
+            f"auth 1\n1 sha256 {REDACTED}\n3 aes256gcm {REDACTED}\n4 chacha20poly1305 {REDACTED}\n"
+            f"# 2 sha1 {REDACTED}\n{REDACTED}\n"
+        )
         assert b"stonith_host * external/ipmi solo 10.0.0.12" in members["ha.cf"]
         assert f"password={REDACTED}".encode() in members["resources.crm"]
         assert b"pcmk_host_list=solo" in members["resources.crm"]

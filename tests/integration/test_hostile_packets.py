@@ -20,7 +20,7 @@ import pytest
 from daemons import DaemonCluster, dropped, read_datagrams, require_lab, write_datagrams
 from netns import Lab
 
-from hacluster.core.codec import KeyRing, Message, decode, encode
+from hacluster.core.codec import SEALED_MAGIC, KeyRing, Message, decode, encode
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
@@ -132,6 +132,39 @@ def all_states(cluster: DaemonCluster) -> dict[str, dict[str, str]]:
     return {name: cluster.states(name) for name in cluster.daemon_names}
 
 
+def flood_one(
+    lab: Lab, cluster: DaemonCluster, reason: str, *, size: int, seed: int, prefix: bytes = b""
+) -> None:
+    """Flood n1 with ``FLOOD_PACKETS`` random datagrams (each starting with ``prefix``) at
+    ``FLOOD_RATE``: nobody is declared dead, n1 counts them as ``reason`` and its memory stays flat."""
+    victim = "n1"
+    pid = cluster.pid(victim)
+    rss_before = psutil.Process(pid).memory_info().rss
+    before = counters(cluster, reason)
+    argv = [sys.executable, TOOL, "flood", lab.address(1), str(cluster.port), str(FLOOD_PACKETS), str(size)]
+    argv += [str(seed), str(FLOOD_RATE), prefix.hex()]
+    flood = lab.run(ATTACKER, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    while flood.poll() is None or time.monotonic() - started < 2 * cluster.deadtime_ms / 1000:
+        for name, states in all_states(cluster).items():
+            assert "dead" not in states.values(), f"false death during the flood: {name} sees {states}"
+        time.sleep(0.05)
+    assert flood.returncode == 0, flood.stderr.read()
+    sent = flood.stdout.read().strip()
+    counted = counters(cluster, reason)[victim] - before[victim]
+    assert psutil.Process(pid).is_running(), f"{victim} died in the flood"
+    growth = psutil.Process(pid).memory_info().rss - rss_before
+    doc = cluster.status(victim)
+    assert doc is not None
+    print(
+        f"flood at {victim}: {sent}; counted {counted} {reason}, "
+        f"{doc['packets']['queue_overflows']} queue overflows, RSS {growth / 1e6:+.1f} MB"
+    )
+    assert counted >= FLOOD_PACKETS // 10, f"{victim} saw only {counted} of {FLOOD_PACKETS} flood packets"
+    assert growth < RSS_GROWTH_MAX, f"{victim} RSS grew by {growth} bytes during the flood"
+    cluster.wait_all_active(timeout_s=2)
+
+
 def test_hostile_forged_truncated_oversize_unknown_and_flood() -> None:
     require_lab()
     with Lab("hach", nodes=4) as lab, DaemonCluster(lab, nodes=3) as cluster:
@@ -172,46 +205,7 @@ def test_hostile_forged_truncated_oversize_unknown_and_flood() -> None:
 
         # A flood of garbage at one daemon: it stays up, its memory stays flat, and nobody is
         # declared dead, neither by it nor by its peers (its heartbeats still go out on time).
-        victim = "n1"
-        pid = cluster.pid(victim)
-        rss_before = psutil.Process(pid).memory_info().rss
-        before = counters(cluster, "malformed")
-        flood = lab.run(
-            ATTACKER,
-            [
-                sys.executable,
-                TOOL,
-                "flood",
-                lab.address(1),
-                str(cluster.port),
-                str(FLOOD_PACKETS),
-                "200",
-                "7",
-                str(FLOOD_RATE),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started = time.monotonic()
-        while flood.poll() is None or time.monotonic() - started < 2 * cluster.deadtime_ms / 1000:
-            for name, states in all_states(cluster).items():
-                assert "dead" not in states.values(), f"false death during the flood: {name} sees {states}"
-            time.sleep(0.05)
-        assert flood.returncode == 0, flood.stderr.read()
-        sent = flood.stdout.read().strip()
-        counted = counters(cluster, "malformed")[victim] - before[victim]
-        assert psutil.Process(pid).is_running(), f"{victim} died in the flood"
-        growth = psutil.Process(pid).memory_info().rss - rss_before
-        doc = cluster.status(victim)
-        assert doc is not None
-        print(
-            f"flood at {victim}: {sent}; counted {counted} malformed, "
-            f"{doc['packets']['queue_overflows']} queue overflows, RSS {growth / 1e6:+.1f} MB"
-        )
-        assert counted >= FLOOD_PACKETS // 10, f"{victim} saw only {counted} of {FLOOD_PACKETS} flood packets"
-        assert growth < RSS_GROWTH_MAX, f"{victim} RSS grew by {growth} bytes during the flood"
-        cluster.wait_all_active(timeout_s=2)
+        flood_one(lab, cluster, "malformed", size=200, seed=7)
 
 
 def test_hostile_replay() -> None:
@@ -256,3 +250,38 @@ def test_hostile_replay() -> None:
         after = wait_counters(cluster, ("replay",), before, len(old))
         print(f"old-generation packets after restart: replay {before} -> {after}")
         cluster.wait_all_active(timeout_s=1)
+
+
+def test_hostile_sealed_replay_and_bad_tag_flood() -> None:
+    """aes256gcm: captured packets replayed later are dropped and counted; a line-rate flood
+    of packets with valid framing (magic, version, slot 1) but wrong tags kills nobody."""
+    require_lab()
+    with Lab("hacz", nodes=4) as lab, DaemonCluster(lab, nodes=3, method="aes256gcm") as cluster:
+        keyring = KeyRing.single("aes256gcm", cluster.key.encode())
+        cluster.start_all()
+        cluster.wait_all_active(timeout_s=10)
+        old = packets_from(capture(lab, cluster, 0.6), keyring, "n3")
+        assert len(old) >= 3, f"captured only {len(old)} sealed status packets of n3"
+        assert all(packet[:2] == SEALED_MAGIC for packet in old)
+        observers = ["n1", "n2"]
+
+        # Replayed while n3 lives: already seen, whatever the nonce.
+        before = {
+            name: counters(cluster, "duplicate", observers)[name]
+            + counters(cluster, "replay", observers)[name]
+            for name in observers
+        }
+        send(lab, cluster, old)
+        wait_counters(cluster, ("duplicate", "replay"), before, len(old))
+
+        # After n3 restarts (a new generation and a new session key), the old ones are replays.
+        cluster.kill("n3")
+        cluster.start("n3")
+        cluster.wait_all_active(timeout_s=10)
+        before = counters(cluster, "replay", observers)
+        send(lab, cluster, old)
+        after = wait_counters(cluster, ("replay",), before, len(old))
+        print(f"sealed packets of the old generation: replay {before} -> {after}")
+
+        # Valid framing, random session ids and ciphertext: every one a bad tag.
+        flood_one(lab, cluster, "bad_auth", size=300, seed=11, prefix=SEALED_MAGIC + bytes([1, 1]))

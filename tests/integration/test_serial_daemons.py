@@ -1,7 +1,8 @@
 """Real daemons over a serial link: a ``socat`` pty pair stands in for the null-modem cable.
 
 - Serial alone, no network and no namespace: two daemons see each other ``active``; a crash
-  of one is noticed within deadtime over the serial line alone.
+  of one is noticed within deadtime over the serial line alone; with sha1 (Heartbeat's
+  classic frames) and with aes256gcm (sealed packets, base64 in a frame).
 - Serial plus bcast in namespaces: with the bridge port of one node down, both stay
   ``active`` over serial while the bcast link shows ``dead``; with the port up again, the
   bcast link comes back ``up``.
@@ -54,9 +55,11 @@ def pty_pair() -> Iterator[tuple[Path, Path]]:
             proc.stderr.close()
 
 
-def test_serial_daemons_pty_pair_only(pty_pair: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("method", ["sha1", "aes256gcm"])
+def test_serial_daemons_pty_pair_only(pty_pair: tuple[Path, Path], method: str) -> None:
+    """Signed classic frames as Heartbeat writes them, and sealed packets in base64 frames."""
     a, b = pty_pair
-    with DaemonCluster(None, nodes=2, media=serial_media(a, b)) as cluster:
+    with DaemonCluster(None, nodes=2, media=serial_media(a, b), method=method) as cluster:
         cluster.start_all()
         cluster.wait_all_active(timeout_s=10)
         for observer, peer, device in (("n1", "n2", a), ("n2", "n1", b)):

@@ -44,21 +44,27 @@ from typing import Any
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core import codec, edits
 from hacluster.core.cib import ClusterConfig
-from hacluster.core.crm import FENCED_MSG, ConfigAdopted, RmSettings
+from hacluster.core.crm import RmSettings
 from hacluster.core.effects import (
+    AgentFinished,
+    ConfigAdopted,
+    Effect,
+    Fence,
+    FenceFinished,
     Level,
     NodeStateChanged,
     Notice,
     PacketReceived,
+    ProposeConfig,
+    RunAgent,
     Send,
     Stopped,
     StopRequested,
     Tick,
 )
-from hacluster.core.fencing import Fence, FenceFinished
 from hacluster.core.ids import LinkName, NodeName
-from hacluster.core.lrm import AgentFinished, RunAgent
 from hacluster.core.node import NodeCore
+from hacluster.core.rm_messages import FENCED_MSG
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
 
 KEYRING = codec.KeyRing.single("sha1", b"fence-sim")
@@ -183,7 +189,7 @@ class FenceSim:
         core = self.machines[via].core
         assert core is not None, f"{via} is not running"
         config = edits.move(core.rm.config, self.names, rsc, to)
-        self._apply(via, core.propose_config(config, self.now_ms))
+        self._apply(via, core.handle(ProposeConfig(config), self.now_ms))
 
     # --- running --------------------------------------------------------------------------
 
@@ -306,7 +312,7 @@ class FenceSim:
             return
         self._apply(machine.name, machine.core.handle(inp, self.now_ms))
 
-    def _apply(self, node: str, effects: list[object]) -> None:
+    def _apply(self, node: str, effects: list[Effect]) -> None:
         machine = self.machines[node]
         for effect in effects:
             if isinstance(effect, Send):

@@ -27,6 +27,11 @@ Faults on nodes:
   the world at the crash (start: running; stop: gone) but are never reported.
 - ``stop_node(node)``: the operator's graceful stop (hand over, then ``shutdone``).
 
+Fencing (for configurations with a ``stonith:`` device): a ``Fence`` effect is a power switch
+that works: after ``fence_ms`` the target machine is off (its resources with it, journalled as
+``lost``) and the executor gets ``FenceFinished(ok)``.  ``fences`` records (time, executor,
+target).
+
 Checkers run after every event:
 
 - *safety*: no resource is in the ``running`` set of two powered-on machines.  Partitions,
@@ -54,22 +59,30 @@ from typing import Any
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core import codec
 from hacluster.core.cib import ClusterConfig
-from hacluster.core.crm import ConfigAdopted, RmSettings
+from hacluster.core.crm import RmSettings
 from hacluster.core.effects import (
+    AgentFinished,
+    CleanupRequested,
+    ConfigAdopted,
+    Effect,
+    Fence,
+    FenceFinished,
     Level,
     NodeStateChanged,
     Notice,
     PacketReceived,
+    ProposeConfig,
+    RunAgent,
     Send,
     Stopped,
     StopRequested,
     Tick,
 )
 from hacluster.core.ids import LinkName, NodeName
-from hacluster.core.lrm import AgentFinished, LocalState, RunAgent
+from hacluster.core.lrm import LocalState
 from hacluster.core.node import NodeCore
+from hacluster.core.orders import dependencies
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
-from hacluster.core.transition import dependencies
 
 KEYRING = codec.KeyRing.single("sha1", b"rm-sim")
 LINK = LinkName("bcast eth0")
@@ -83,10 +96,6 @@ primitive db ocf:hacluster:Dummy op monitor interval=1s timeout=5s
 order app-before-db Mandatory: g db
 property stonith-enabled=false
 """
-
-
-TRANSIENT = ("moving:", "active on ")
-"""Plan reasons that last only until a stop is reported: the cluster is not at rest yet."""
 
 
 class SimFailure(AssertionError):
@@ -151,6 +160,7 @@ class RmSim:
         split_grace_ms: int | None = None,
         start_spread_ms: int = 0,
         refresh_ms: int = 1000,
+        fence_ms: int = 50,
     ) -> None:
         assert 1 <= nodes <= 9
         self.seed = seed
@@ -164,6 +174,9 @@ class RmSim:
         self.duplicate = duplicate
         self.agent_delay_ms = agent_delay_ms
         self.refresh_ms = refresh_ms
+        self.fence_ms = fence_ms
+        self.fences: list[tuple[int, str, str]] = []
+        """(time, executor, target) of every fence carried out."""
         self.split_grace_ms = split_grace_ms if split_grace_ms is not None else deadtime_ms + 3000
         self.config = parse_resources_crm(config_text, "sim.crm")
         self.now_ms = 0
@@ -276,11 +289,11 @@ class RmSim:
         core = self.core(node)
         if isinstance(config, str):
             config = parse_resources_crm(config, "sim.crm", epoch=core.rm.config.epoch + 1)
-        self._apply(node, core.propose_config(config, self.now_ms))
+        self._apply(node, core.handle(ProposeConfig(config), self.now_ms))
         return config
 
     def cleanup(self, node: str, rsc: str = "", on_node: str = "") -> None:
-        self._apply(node, self.core(node).cleanup(rsc, on_node, self.now_ms))
+        self._apply(node, self.core(node).handle(CleanupRequested(rsc, on_node), self.now_ms))
 
     def fail_next_start(self, node: str, rsc: str, rc: int = 1) -> None:
         self.nodes[node].world.fail_start[rsc] = rc
@@ -347,7 +360,8 @@ class RmSim:
         plan = self.core(self.live()[0]).rm.plan
         if plan is None:
             raise self.failure("no plan yet")
-        return plan.assignment.get(rsc), plan.reasons.get(rsc, "")
+        reason = plan.reasons.get(rsc)
+        return plan.assignment.get(rsc), reason.text if reason is not None else ""
 
     def failure(self, what: str) -> SimFailure:
         running = {n: sorted(self.nodes[n].world.running) for n in self.names}
@@ -420,8 +434,9 @@ class RmSim:
             if config.primitive(rsc).agent_class == "stonith":
                 continue
             target = plan.assignment.get(rsc)
-            if target is None and plan.reasons.get(rsc, "").startswith(TRANSIENT):
-                return False
+            reason = plan.reasons.get(rsc)
+            if target is None and reason is not None and reason.is_transient:
+                return False  # it lasts only until a stop is reported: not at rest yet
             holders = self.where(rsc)
             if holders != ([target] if target is not None else []):
                 return False
@@ -476,6 +491,10 @@ class RmSim:
                 return
             self._finish_agent(node, request)
             return
+        if kind == "fence":
+            fence, generation = payload
+            self._finish_fence(node, fence, generation)
+            return
         if sim.core is None:
             return
         if kind == "pkt":
@@ -490,13 +509,15 @@ class RmSim:
             return
         self._apply(node, core.handle(inp, self.now_ms))
 
-    def _apply(self, node: str, effects: list[object]) -> None:
+    def _apply(self, node: str, effects: list[Effect]) -> None:
         sim = self.nodes[node]
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(node, effect.data)
             elif isinstance(effect, RunAgent):
                 self._run_agent(node, effect)
+            elif isinstance(effect, Fence):
+                self._push(self.now_ms + self.fence_ms, "fence", node, (effect, sim.generation))
             elif isinstance(effect, Notice):
                 self.notices.append((self.now_ms, node, effect))
                 if effect.level >= Level.CRITICAL:
@@ -533,6 +554,24 @@ class RmSim:
             world.stop_was_running[request.call_id] = request.resource in world.running
         delay = self.rng.randint(*self.agent_delay_ms)
         self._push(self.now_ms + delay, "agent", node, (request, self.nodes[node].generation))
+
+    def _finish_fence(self, executor: str, fence: Fence, generation: int) -> None:
+        sim = self.nodes[executor]
+        if sim.generation != generation or sim.core is None:
+            return  # the executor went down with its fence agent
+        target = self.nodes[fence.target]
+        self.fences.append((self.now_ms, executor, fence.target))
+        target.core = None
+        target.world.in_flight.clear()
+        if target.powered:
+            target.powered = False
+            for rsc in sorted(target.world.running):
+                self.journal.append(JournalEntry(self.now_ms, fence.target, rsc, "lost", 0, True))
+            target.world.running.clear()
+        self._heal_split(f"unsupervised {fence.target}")
+        self._handle(
+            executor, FenceFinished(fence.request_id, fence.target, fence.device.id, True, self.fence_ms)
+        )
 
     def _finish_agent(self, node: str, request: RunAgent) -> None:
         sim = self.nodes[node]

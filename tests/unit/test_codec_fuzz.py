@@ -2,7 +2,10 @@
 
 The invariant (STYLE.md §7, as in h11's fuzz harness): ``decode`` returns a ``Message`` or
 raises ``DecodeError``, whatever it is given.  We also check that the fast netstring walk
-agrees exactly with the careful one, and that our own packets round-trip.
+agrees exactly with the careful one, and that our own packets round-trip.  The sealed
+(AEAD) path gets the same: random bytes behind its magic, mutated sealed packets (UDP and
+serial form), and anything a key holder might seal, which is parsed as carefully as a
+signed packet once it is opened.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ VECTORS = sorted((Path(__file__).resolve().parent.parent / "vectors" / "heartbea
 PACKETS = [path.read_bytes() for path in VECTORS]
 SIGNED = [packet[: packet.rindex(b"%%%\n") + 4] for packet in PACKETS]
 KEYRING = KeyRing(1, {1: codec.AuthKey(1, "sha1", b"somesecret"), 2: codec.AuthKey(2, "md5", b"md5secret")})
+KEYRING_ANY = KeyRing(1, {**KEYRING.keys, 3: codec.AuthKey(3, "crc", b"")})
+"""Every vector's key (vector 06 is crc in slot 3)."""
 
 
 def fuzz(examples: int) -> settings:
@@ -181,3 +186,107 @@ def test_well_framed_odd_fields_agree(items: list[tuple[int, bytes, bytes]], tai
 def test_binary_fields_keep_their_type() -> None:
     message = Message((codec.Field(FT_BINARY, "u", b"\n\0,"),))
     assert decode(encode_classic(message, KEYRING), KEYRING).fields[0] == message.fields[0]
+
+
+# --- the sealed (AEAD) path --------------------------------------------------------------
+
+SEALING = KeyRing(
+    3,
+    {
+        **KEYRING.keys,
+        3: codec.AuthKey(3, "aes256gcm", b"an aes secret of some length"),
+        4: codec.AuthKey(4, "chacha20poly1305", b"a chacha secret of some length"),
+    },
+)
+"""Signed and sealed keys side by side, as during a migration from sha1 to encryption."""
+CHACHA = KeyRing(4, dict(SEALING.keys))
+SEALED = [
+    encode(decode(packet, KEYRING_ANY).without("auth"), ring, sealer=codec.Sealer(bytes([n]) * 16))
+    for n, packet in enumerate(PACKETS)
+    for ring in (SEALING, CHACHA)
+]
+
+
+def _agrees_on_plaintext(plain: bytes) -> None:
+    """The fast and careful walks agree on what an opened packet holds, as on signed ones."""
+    if not plain.startswith(b"###\n"):
+        return
+    fast = codec._scan_fields(plain)
+    try:
+        careful = codec._parse_fields(plain)
+    except DecodeError:
+        assert fast is None, plain
+        return
+    assert fast == careful, plain
+
+
+@fuzz(1500)
+@given(
+    prefix=st.sampled_from([codec.SEALED_MAGIC, codec.SEALED_MAGIC + b"\x01\x03", b">>>\n~"]),
+    body=st.binary(max_size=400),
+)
+def test_any_bytes_on_the_sealed_path_are_dropped(prefix: bytes, body: bytes) -> None:
+    assert _decodes_or_drops(prefix + body, SEALING) is None, "a forgery passed"
+
+
+@st.composite
+def mutated_sealed(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    original = draw(st.sampled_from(SEALED))
+    data = bytearray(original)
+    if draw(st.booleans()):
+        data = bytearray(codec.serial_frame(original))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(data)))
+        kind = draw(st.sampled_from(["flip", "insert", "delete", "cut"]))
+        if kind == "flip" and at < len(data):
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 8))]
+        elif kind == "cut":
+            del data[at:]
+    return original, bytes(data)
+
+
+@fuzz(1000)
+@given(case=mutated_sealed())
+def test_mutated_sealed_packets_are_dropped(case: tuple[bytes, bytes]) -> None:
+    original, data = case
+    message = _decodes_or_drops(data, SEALING)
+    if message is not None:
+        # Only the untouched packet (or its serial form, padded with a NUL) opens.
+        assert data in (original, codec.serial_frame(original), codec.serial_frame(original)[:-1])
+
+
+@fuzz(800)
+@given(
+    plain=st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda body: b"###\n" + body, st.binary(max_size=300)),
+        st.builds(
+            lambda body, pad: b"###\n" + body + b"%%%\n" + bytes(pad),
+            st.binary(max_size=200),
+            st.integers(0, 40),
+        ),
+    ),
+    slot=st.sampled_from([3, 4]),
+)
+def test_sealed_hostile_plaintext_decodes_or_drops(plain: bytes, slot: int) -> None:
+    """A key holder may seal anything: the opened bytes get the same scrutiny as signed ones."""
+    key = SEALING.keys[slot]
+    session = bytes(range(16))
+    header = codec.SEALED_MAGIC + bytes([1, slot]) + session + (5).to_bytes(8, "big")
+    packet = header + key.session_cipher(session).encrypt(bytes(4) + header[20:], plain, header)
+    _decodes_or_drops(packet, SEALING)
+    _agrees_on_plaintext(plain)
+
+
+@fuzz(300)
+@given(message=messages(classic=False), ring=st.sampled_from([SEALING, CHACHA]), serial=st.booleans())
+def test_sealed_round_trip(message: Message, ring: KeyRing, serial: bool) -> None:
+    sealer = codec.Sealer(b"s" * 16)
+    packet = encode(message, ring, sealer=sealer)
+    if serial:
+        packet = codec.serial_frame(packet)
+    assert decode(packet, ring) == message

@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 
 from hacluster.config import load_authkeys, read_authkeys
+from hacluster.config.authkeys import (
+    AuthkeysEditError,
+    parse_authkeys_text,
+    with_key_added,
+    with_key_removed,
+    with_signing_slot,
+)
 from hacluster.core.codec import AuthKey, KeyRing
 from hacluster.errors import ConfigError
 
@@ -26,6 +33,14 @@ def write_keys(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
         ("auth 15\n15 crc\n", KeyRing(15, {15: AuthKey(15, "crc", b"")})),
         ("auth 2\n2 sha256 abc\n", KeyRing(2, {2: AuthKey(2, "sha256", b"abc")})),
         ("auth 3\n3 sha512 abc\n", KeyRing(3, {3: AuthKey(3, "sha512", b"abc")})),
+        (
+            "auth 3\n1 sha1 old\n3 aes256gcm 0123456789abcdef0\n",
+            KeyRing(3, {1: AuthKey(1, "sha1", b"old"), 3: AuthKey(3, "aes256gcm", b"0123456789abcdef0")}),
+        ),
+        (
+            "auth 4\n4 chacha20poly1305 0123456789abcdef0\n",
+            KeyRing(4, {4: AuthKey(4, "chacha20poly1305", b"0123456789abcdef0")}),
+        ),
         (
             "# comment\n\n   auth 2\n  1 md5 old\n2 sha1 new\n3 crc\n",
             KeyRing(
@@ -113,14 +128,18 @@ def error_cases() -> list[object]:
             "auth 1\n1 sha3 k\n",
             0o600,
             [
-                "{p}:2: 1 sha3: unknown method; expected one of crc, md5, sha1, sha256, sha512; did you mean sha1?"
+                "{p}:2: 1 sha3: unknown method; expected one of crc, md5, sha1, sha256, sha512, aes256gcm, "
+                "chacha20poly1305; did you mean sha1?"
             ],
             id="unknown-method",
         ),
         pytest.param(
             "auth 1\n1 blowfish k\n",
             0o600,
-            ["{p}:2: 1 blowfish: unknown method; expected one of crc, md5, sha1, sha256, sha512"],
+            [
+                "{p}:2: 1 blowfish: unknown method; expected one of crc, md5, sha1, sha256, sha512, aes256gcm, "
+                "chacha20poly1305"
+            ],
             id="unknown-method-no-guess",
         ),
         pytest.param(
@@ -194,12 +213,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (
             "auth 1\n1 crc\n",
             "{p}:1: auth 1: signs with crc; crc is a checksum, not authentication: anyone on the network can "
-            "forge packets. Use sha1 (works with Heartbeat) or sha256 (hacluster only)",
+            "forge packets. Use sha1 (works with Heartbeat) or aes256gcm (hacluster only, encrypts)",
         ),
         (
             "auth 1\n1 md5 k\n",
-            "{p}:1: auth 1: signs with md5; HMAC-MD5 is weak. Use sha1 (works with Heartbeat) or sha256 "
-            "(hacluster only)",
+            "{p}:1: auth 1: signs with md5; HMAC-MD5 is weak. Use sha1 (works with Heartbeat) or aes256gcm "
+            "(hacluster only, encrypts)",
         ),
         (
             "auth 1\n1 sha1 two words\n",
@@ -230,3 +249,65 @@ def test_messages_never_contain_the_secret(tmp_path: Path) -> None:
     result = read_authkeys(write_keys(tmp_path, text, 0o644))
     assert len(result.problems) == 4
     assert "TopSecret" not in "\n".join(result.problems + result.warnings)
+
+
+def test_a_short_encryption_secret_gets_a_warning_without_the_secret(tmp_path: Path) -> None:
+    result = read_authkeys(write_keys(tmp_path, "auth 1\n1 aes256gcm tiny\n"))
+    assert result.keyring is not None
+    [warning] = result.warnings
+    assert "only 4 characters" in warning
+    assert "tiny" not in warning
+
+
+ROTATING = "# cluster keys\nauth 1\n1 aes256gcm first-secret-0123456789\n"
+
+
+def test_rotation_edits_keep_the_file_and_every_comment() -> None:
+    text, ring = with_key_added(ROTATING, 2, "chacha20poly1305", "second-secret-0123456789", "added today")
+    assert text == ROTATING + "# added today\n2 chacha20poly1305 second-secret-0123456789\n"
+    assert (ring.sign_index, sorted(ring.keys)) == (1, [1, 2])
+    text, ring = with_signing_slot(text, 2)
+    assert text.splitlines()[1] == "auth 2"
+    assert ring.sign_index == 2
+    text, ring = with_key_removed(text, 1)
+    assert text == "# cluster keys\nauth 2\n# added today\n2 chacha20poly1305 second-secret-0123456789\n"
+    assert sorted(ring.keys) == [2]
+    assert parse_authkeys_text(text) == ring
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: with_key_added(t, 1, "aes256gcm", "x" * 20), "slot 1 is already used"),
+        (lambda t: with_key_removed(t, 1), "slot 1 still signs"),
+        (lambda t: with_signing_slot(t, 5), "no key line for slot 5"),
+        (lambda t: with_signing_slot("1 sha1 k\n", 1), "no auth line"),
+        (lambda t: with_key_added("auth 1\n", 2, "sha1", "k"), "no key line for slot 1"),
+    ],
+)
+def test_rotation_edits_refuse_what_would_break_the_file(edit: object, message: str) -> None:
+    with pytest.raises(AuthkeysEditError, match=message):
+        edit(ROTATING)  # type: ignore[operator]
+
+
+def test_a_key_pasted_onto_the_auth_line_is_not_echoed(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: the message used to repeat the whole auth line."""
+    result = read_authkeys(write_keys(tmp_path, "auth 1 sha1 Zx9LongSecretValue\n1 sha1 k\n"))
+    assert result.keyring is None
+    assert result.problems[0].endswith(":1: auth 1 sha1 …: expected 'auth N' with one slot number 0..15")
+    assert not any("Zx9LongSecretValue" in line for line in result.problems + result.warnings)
+
+
+def test_a_key_line_without_its_method_does_not_show_the_key(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: '1 <key>' put the key into 'unknown method'."""
+    result = read_authkeys(write_keys(tmp_path, "auth 1\n1 Zx9LongSecretValue\n"))
+    assert result.keyring is None
+    assert any("1 …: unknown method" in line and "is the method missing?" in line for line in result.problems)
+    assert not any("Zx9LongSecretValue" in line for line in result.problems + result.warnings)
+
+
+def test_digits_that_are_not_ascii_are_no_slot_numbers(tmp_path: Path) -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    result = read_authkeys(write_keys(tmp_path, "auth ²\n² sha1 k\n1 sha1 k\n"))
+    assert result.keyring is None
+    assert len(result.problems) >= 2

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.cib import INFINITY
-from hacluster.core.explain import (
-    ClusterSnapshot,
-    Failure,
+from hacluster.core.edits import merge_by_id
+from hacluster.core.explain import why
+from hacluster.core.fence_devices import FenceDeviceSpec
+from hacluster.core.ids import NodeName
+from hacluster.core.lrm import LocalState
+from hacluster.core.simulate import (
     Fence,
     Move,
     Recover,
@@ -18,14 +22,10 @@ from hacluster.core.explain import (
     Start,
     Stop,
     action_text,
-    merge_by_id,
     predict,
     predict_sides,
-    why,
 )
-from hacluster.core.fencing import FenceDeviceSpec
-from hacluster.core.ids import NodeName
-from hacluster.core.lrm import LocalState
+from hacluster.core.snapshot import ClusterSnapshot, Failure
 
 N1, N2, N3 = NodeName("n1"), NodeName("n2"), NodeName("n3")
 FENCING = "primitive fence-all stonith:fence_lab\n"
@@ -389,3 +389,69 @@ def test_resource_manager_snapshot_feeds_why() -> None:
         "db is not running: it would go to n1, but there is no designated coordinator yet (n1 is not an "
         "active member), so there is no plan to start it"
     )
+
+
+# --- one decision path: simulate holds what the cluster holds --------------------------------------
+
+ONLY_N2 = "primitive fence-n2 stonith:fence_lab params pcmk_host_list=n2\n"
+
+
+def test_simulate_starts_nothing_while_a_lost_node_cannot_be_fenced() -> None:
+    """Regression: simulate's own copy of the DC's plan left out the hold on starts, so it
+    predicted ``db`` starting while ``n1`` (which no device can fence) might still run it;
+    the cluster starts nothing before the fence."""
+    text = ONLY_N2 + "primitive vip ocf:hacluster:Dummy\nprimitive db ocf:hacluster:Dummy\n"
+    snap = snapshot(text, running={"vip": "n1"})
+    assert predict(snap, crash=["n1"]) == []
+    crashed = replace(snap, members=frozenset({N2, N3}), unclean=frozenset({N1}))
+    assert why(crashed, "db").startswith(
+        "db is not running: waiting for n1 to be fenced: nothing starts before"
+    )
+
+
+def test_why_reports_a_resource_held_by_multiple_active_block() -> None:
+    text = "primitive vip ocf:hacluster:Dummy meta multiple-active=block\nproperty stonith-enabled=false\n"
+    snap = snapshot(text, states={("vip", "n1"): LocalState.STARTED, ("vip", "n2"): LocalState.STARTED})
+    assert why(snap, "vip").startswith("vip active on n1, n2 at once and left alone (multiple-active=block)")
+    assert predict(snap) == [], "left alone"
+
+
+def test_why_names_resource_maintenance() -> None:
+    text = "primitive vip ocf:hacluster:Dummy meta maintenance=true\nproperty stonith-enabled=false\n"
+    assert "it is in maintenance (meta maintenance=true)" in why(snapshot(text), "vip")
+    assert predict(snapshot(text)) == []
+
+
+def test_simulate_keeps_a_stop_only_resource_stopped() -> None:
+    text = (
+        "primitive vip ocf:hacluster:Dummy meta multiple-active=stop_only\nproperty stonith-enabled=false\n"
+    )
+    snap = snapshot(text, states={("vip", "n1"): LocalState.STARTED, ("vip", "n2"): LocalState.STARTED})
+    assert predict(snap) == [Stop("vip", N1), Stop("vip", N2)]
+
+
+def test_simulate_of_an_order_blocked_anchor_starts_neither() -> None:
+    text = (
+        FENCING
+        + "primitive a ocf:hacluster:Dummy\nprimitive b ocf:hacluster:Dummy\n"
+        + "primitive c ocf:hacluster:Dummy meta target-role=Stopped\n"
+        + "colocation a-with-b inf: a b\norder c-then-b Mandatory: c b\n"
+    )
+    assert predict(snapshot(text)) == []
+    assert why(snapshot(text), "a").startswith("a is not running: no node can run it (n1: it must run with b")
+
+
+def test_simulate_restarts_a_dependent_of_a_lost_prerequisite_after_it() -> None:
+    """The dependent on a surviving node stops while the fence of the lost node waits, and
+    starts again after its prerequisite has started elsewhere (as the cluster does)."""
+    text = (
+        FENCING
+        + "primitive db ocf:hacluster:Dummy\nprimitive app ocf:hacluster:Dummy\n"
+        + "order db-then-app Mandatory: db app\nlocation app-on-n2 app 100: n2\nlocation db-on-n1 db 100: n1\n"
+    )
+    actions = predict(snapshot(text, running={"db": "n1", "app": "n2"}), crash=["n1"])
+    assert actions == [
+        Fence(N1, "it left the membership without a clean stop"),
+        Move("db", N1, N2),
+        Restart("app", N2),
+    ]

@@ -89,7 +89,14 @@ def test_continuation_comments_whitespace_and_lower_case() -> None:
             (("ip", "10.0.0.10"), ("cidr_netmask", "24"), ("nic", "eth0"), ("broadcast", "10.0.0.255")),
         ),
         ("10.0.0.10/255.255.255.0", (("ip", "10.0.0.10"), ("cidr_netmask", "24"))),
-        ("10.0.0.10//eth1", (("ip", "10.0.0.10"), ("nic", "eth1"))),
+        (
+            "10.0.0.15//8/eth0:10",
+            (("ip", "10.0.0.15"), ("cidr_netmask", "8"), ("nic", "eth0"), ("iflabel", "10")),
+        ),
+        (
+            "IPaddr::192.168.60.200/24/eth0/",
+            (("ip", "192.168.60.200"), ("cidr_netmask", "24"), ("nic", "eth0")),
+        ),
         ("IPaddr::10.0.0.10/16", (("ip", "10.0.0.10"), ("cidr_netmask", "16"))),
         ("IPaddr2::10.0.0.10/24/eth0", (("ip", "10.0.0.10"), ("cidr_netmask", "24"), ("nic", "eth0"))),
     ],
@@ -205,3 +212,9 @@ def test_renders_as_resources_crm_and_parses_back() -> None:
     cfg = _parse(REFERENCE + "hbr-n2 10.0.0.20/24/eth0:x/10.0.0.255 OCF::Dummy::one weird::a=b::--x::op\n")
     assert parse_resources_crm(render_resources_crm(cfg), "haresources") == cfg
     assert cfg.primitive("weird_1").args == ("a=b", "--x", "op")
+
+
+@pytest.mark.parametrize("line", ["n1 10.0.0.1/²", "n1 IPaddr::10.0.0.1/²/eth0"])
+def test_digits_that_are_not_ascii_are_refused_not_crashed_on(line: str) -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    assert _problems(line + "\n")

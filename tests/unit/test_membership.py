@@ -9,7 +9,9 @@ import pytest
 from hacluster.core import codec
 from hacluster.core.codec import KeyRing, Message
 from hacluster.core.effects import (
-    Effect,
+    MembershipEffect as Effect,
+)
+from hacluster.core.effects import (
     NodeStateChanged,
     Notice,
     PacketReceived,
@@ -395,3 +397,11 @@ def test_old_generation_is_a_replay() -> None:
     assert dropped(m)["replay"] == 1
     assert not [e for e in out if isinstance(e, NodeStateChanged)]
     assert m.peer_state(NodeName("b")) == "active"
+
+
+def test_a_retransmission_range_in_other_digits_is_malformed_not_a_crash() -> None:
+    """Found by bench/bench_fuzz.py's class of bug: "²".isdigit() is true, int("²") raises."""
+    m = active_pair()
+    out = feed(m, packet(t="NS_rexmit", seq=None, dest="a", firstseq="²", lastseq="3"), 1000)
+    assert sent(out) == []
+    assert dropped(m)["malformed"] == 1

@@ -10,6 +10,7 @@ from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.cib import INFINITY
 from hacluster.core.ids import NodeName
 from hacluster.core.placement import Placement, PlacementInput, add_scores, place
+from hacluster.core.plan import ReasonCode
 
 NODES = (NodeName("n1"), NodeName("n2"), NodeName("n3"))
 PRIMS = """
@@ -71,7 +72,7 @@ def test_primitive_meta_stickiness_keeps_it() -> None:
     text = "primitive a ocf:hacluster:Dummy meta resource-stickiness=INFINITY\nlocation l a 500: n1"
     placement = run(text, active={"a": ("n3",)})
     assert placement.assignment["a"] == "n3"
-    assert placement.reasons["a"].startswith("stays on n3")
+    assert placement.reasons["a"].text.startswith("stays on n3")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_location_minus_inf_everywhere_names_the_constraint() -> None:
     text = "primitive a ocf:hacluster:Dummy\n" + "\n".join(f"location l{i} a -inf: n{i}" for i in (1, 2, 3))
     placement = run(text)
     assert placement.assignment["a"] is None
-    assert "n1: a location constraint forbids it (-inf)" in placement.reasons["a"]
+    assert "n1: a location constraint forbids it (-inf)" in placement.reasons["a"].text
     assert placement.scores["a"] == {"n1": -INFINITY, "n2": -INFINITY, "n3": -INFINITY}
 
 
@@ -112,8 +113,8 @@ def test_node_attributes_exclude_a_node(attribute: str, word: str) -> None:
     assert placement.assignment["a"] == "n2"
     one_node = run(text, online=("n1",), active={"a": ("n1",)})
     assert one_node.assignment["a"] is None
-    assert f"n1: {word}" in one_node.reasons["a"]
-    assert "n2: offline" in one_node.reasons["a"]
+    assert f"n1: {word}" in one_node.reasons["a"].text
+    assert "n2: offline" in one_node.reasons["a"].text
 
 
 def test_standby_off_is_not_standby() -> None:
@@ -143,7 +144,7 @@ def test_failcount_reason_names_threshold() -> None:
     fc = {("a", "n1"): 2, ("a", "n2"): 3, ("a", "n3"): INFINITY}
     placement = run(text, failcounts=fc)
     assert placement.assignment["a"] is None
-    why = placement.reasons["a"]
+    why = placement.reasons["a"].text
     assert "n1: a fail count 2 reached migration-threshold 2" in why
     assert "n2: a fail count 3 reached migration-threshold 2" in why
 
@@ -153,14 +154,14 @@ def test_banned_on_a_node_after_a_start_failure() -> None:
     assert placement.assignment["a"] == "n3"
     all_banned = run("primitive a ocf:hacluster:Dummy", banned={"a": ("n1", "n2", "n3")})
     assert all_banned.assignment["a"] is None
-    assert "n2: a failed to start there (cleanup to retry)" in all_banned.reasons["a"]
+    assert "n2: a failed to start there (cleanup to retry)" in all_banned.reasons["a"].text
 
 
 def test_banned_everywhere_runs_nowhere_and_says_rc_6() -> None:
     placement = run(PRIMS + "group g a b", active={"a": ("n1",)}, banned_everywhere=("b",))
     assert placement.assignment == {"a": None, "b": None}
-    assert "rc 6" in placement.reasons["a"]
-    assert "b is banned from every node" in placement.reasons["a"]
+    assert "rc 6" in placement.reasons["a"].text
+    assert "b is banned from every node" in placement.reasons["a"].text
 
 
 @pytest.mark.parametrize(
@@ -195,9 +196,9 @@ def test_group_member_target_role_stopped_stops_it_and_the_rest(
     ]
     placement = run("\n".join(lines) + "\ngroup g a b c")
     assert dict(placement.assignment) == expected
-    assert placement.reasons[stopped] == "target-role is Stopped"
+    assert placement.reasons[stopped].text == "target-role is Stopped"
     for later in "abc"[("abc".index(stopped) + 1) :]:
-        assert f"follows {stopped} in group g" in placement.reasons[later]
+        assert f"follows {stopped} in group g" in placement.reasons[later].text
 
 
 def test_group_target_role_stopped() -> None:
@@ -245,9 +246,9 @@ def test_colocation_reasons_name_the_anchor() -> None:
     )
     placement = run(text)
     assert placement.assignment["b"] is None
-    assert "it must run with a, which is not running" in placement.reasons["b"]
+    assert "it must run with a, which is not running" in placement.reasons["b"].text
     anti = run(PRIMS + "colocation c -inf: b a", online=("n1",))
-    assert "n1: it must not run with a" in anti.reasons["b"]
+    assert "n1: it must not run with a" in anti.reasons["b"].text
 
 
 def test_colocation_dependent_configured_first_is_placed_after_its_anchor() -> None:
@@ -274,7 +275,7 @@ def test_no_quorum_policy(
     text = "primitive a ocf:hacluster:Dummy\n" + (f"property no-quorum-policy={policy}" if policy else "")
     placement = run(text, online=("n1", "n2"), active={"a": active}, has_quorum=False)
     assert placement.assignment["a"] == expected
-    assert reason_part in placement.reasons["a"]
+    assert reason_part in placement.reasons["a"].text
 
 
 def test_with_quorum_policy_does_not_matter() -> None:
@@ -315,7 +316,7 @@ def test_unplaceable_reason_names_every_node() -> None:
     text = "primitive a ocf:hacluster:Dummy meta migration-threshold=1\nnode n2 attributes standby=on"
     placement = run(text, online=("n1", "n2"), failcounts={("a", "n1"): 1})
     assert placement.assignment["a"] is None
-    assert placement.reasons["a"] == (
+    assert placement.reasons["a"].text == (
         "no node can run it (n1: a fail count 1 reached migration-threshold 1; n2: in standby; n3: offline)"
     )
 
@@ -391,3 +392,83 @@ def test_the_influence_follows_a_chain_of_mandatory_colocations() -> None:
     )
     placement = run(text, active={"a": ("n1",), "b": ("n1",), "c": ("n1",)}, banned={"c": ("n1",)})
     assert placement.assignment["a"] == placement.assignment["b"] == placement.assignment["c"] != "n1"
+
+
+# --- what needs something that cannot run -------------------------------------------------------
+
+ABC = "primitive a ocf:hacluster:Dummy\nprimitive b ocf:hacluster:Dummy\nprimitive c ocf:hacluster:Dummy meta target-role=Stopped\n"
+
+
+def test_a_mandatory_colocation_is_kept_when_its_anchor_cannot_start_because_of_an_order() -> None:
+    """Regression: ``colocation a-with-b inf: a b`` + ``order c-then-b Mandatory: c b`` with c
+    stopped: b could not start, yet a was placed (and started) on b's node."""
+    placement = run(ABC + "colocation a-with-b inf: a b\norder c-then-b Mandatory: c b\n")
+    assert placement.assignment == {"a": None, "b": None, "c": None}
+    b = placement.reasons["b"]
+    assert b.code is ReasonCode.NEEDS_FIRST
+    assert (b.first, b.text) == ("c", "it needs c first, which cannot run (target-role is Stopped)")
+    assert b.cause is not None
+    assert b.cause.code is ReasonCode.TARGET_ROLE_STOPPED
+    a = placement.reasons["a"]
+    assert a.code is ReasonCode.NO_NODE
+    assert dict(a.per_node)["n1"] == "it must run with b, which is not running"
+
+
+def test_an_order_chain_that_cannot_run_keeps_every_dependent_off() -> None:
+    placement = run(ABC + "order c-then-b Mandatory: c b\norder b-then-a Mandatory: b a\n")
+    assert placement.assignment == {"a": None, "b": None, "c": None}
+    assert placement.reasons["a"].first == "b"
+    assert placement.reasons["a"].cause == placement.reasons["b"]
+
+
+def test_an_optional_order_holds_nothing_back() -> None:
+    placement = run(ABC + "colocation a-with-b inf: a b\norder c-then-b Optional: c b\n")
+    assert placement.assignment["a"] == placement.assignment["b"] == "n1"
+
+
+def test_a_group_member_whose_prerequisite_cannot_run_stops_the_rest_of_the_group() -> None:
+    placement = run(ABC + "group g a b\norder c-then-b Mandatory: c b\n")
+    assert placement.assignment["a"] == "n1", "the members before it still run"
+    assert placement.assignment["b"] is None
+    assert placement.reasons["b"].code is ReasonCode.NEEDS_FIRST
+
+
+def test_what_needs_a_group_that_cannot_run_cannot_run() -> None:
+    placement = run(ABC + "group g c a\nprimitive d ocf:hacluster:Dummy\norder g-then-d Mandatory: g d\n")
+    assert placement.assignment["d"] is None
+    assert placement.reasons["d"].first == "a"
+
+
+def test_the_colocation_with_an_order_is_not_a_group() -> None:
+    """What docs/operator-guide.md says: with ``a`` banned from n1, a group and a colocation
+    with an order both run the two on n2 (the dependent's ban moves its anchor); with n1 the
+    only node left, the group runs neither while the colocation still runs its anchor ``b``,
+    and so does a dependent with ``critical=false`` on both nodes."""
+    ban = "location no-a a -inf: n1\nlocation b-likes-n1 b 10: n1\n"
+    pair = "colocation a-with-b inf: a b\norder b-then-a Mandatory: b a\n"
+    for online, group_on, pair_on in ((("n1", "n2"), "n2", ("n2", "n2")), (("n1",), None, ("n1", None))):
+        group = run(PRIMS + "group g b a\n" + ban, online=online)
+        colocated = run(PRIMS + pair + ban, online=online)
+        assert (group.assignment["b"], group.assignment["a"]) == (group_on, group_on)
+        assert (colocated.assignment["b"], colocated.assignment["a"]) == pair_on
+    not_critical = PRIMS.replace(
+        "primitive a ocf:hacluster:Dummy", "primitive a ocf:hacluster:Dummy meta critical=false"
+    )
+    opted_out = run(not_critical + pair + ban, online=("n1", "n2"))
+    assert (opted_out.assignment["b"], opted_out.assignment["a"]) == ("n1", None)
+
+
+@pytest.mark.parametrize(
+    ("policy", "placed", "code"),
+    [
+        ("stop", None, ReasonCode.NO_QUORUM),
+        ("demote", None, ReasonCode.NO_QUORUM),  # promotable clones demote; everything else stops
+        ("Stop", None, ReasonCode.NO_QUORUM),
+        ("freeze", "n2", ReasonCode.FROZEN),
+        ("ignore", "n2", ReasonCode.PLACED),
+    ],
+)
+def test_no_quorum_policies(policy: str, placed: str | None, code: ReasonCode) -> None:
+    placement = run(PRIMS + f"property no-quorum-policy={policy}\n", active={"a": ("n2",)}, has_quorum=False)
+    assert placement.assignment["a"] == placed
+    assert placement.reasons["a"].code is code

@@ -280,14 +280,20 @@ def test_render_refuses_line_breaks() -> None:
         ("primitive x Dummy op monitor OCF_CHECK_LEVEL=x", "OCF_CHECK_LEVEL='x'; expected 0, 10, 20"),
         ("primitive x Dummy op monitor interval=1s interval=2s", "interval is given twice"),
         ("primitive x Dummy op monitor depth=1 OCF_CHECK_LEVEL=2", "OCF_CHECK_LEVEL is given twice"),
-        ("primitive x Dummy utilization cpu=1", "utilization is not supported"),
+        (
+            "property placement-strategy=balanced\nprimitive x Dummy utilization cpu=1",
+            "utilization-based placement",
+        ),
         ("primitive x Dummy bogus", "unexpected 'bogus'; expected params, op, meta or args"),
         ("primitive x Dummy args a", "args is only for heartbeat-class scripts"),
         ('primitive x Dummy params a="b', 'r.crm:1: unterminated "quote'),
         ("group g", "r.crm:1: group g: needs an id and members"),
         ("primitive a Dummy\ngroup g a params x=1", "r.crm:2: group g: a group has no params"),
         ("primitive a Dummy\ngroup g a x=1", "'x=1' looks like an attribute; write meta x=1"),
-        (PRIMS + "location l a rule -inf: defined pingd", "location rules are not supported"),
+        (
+            PRIMS + "location l a rule -inf: defined pingd",
+            "location rules (other than a single #uname eq NODE) are not supported yet (issue 8",
+        ),
         (PRIMS + "location l a 100 n1", "write location ID RSC SCORE: NODE"),
         (PRIMS + "location l a", "write location ID RSC SCORE: NODE"),
         (PRIMS + "location l a 100: n1 n2", "write location ID RSC SCORE: NODE"),
@@ -297,13 +303,19 @@ def test_render_refuses_line_breaks() -> None:
         (PRIMS + "location l { a b } 100: n1", "resource sets are not supported"),
         (PRIMS + "colocation c inf: a", "write colocation ID SCORE: RSC WITH_RSC"),
         (PRIMS + "colocation c inf a b", "write colocation ID SCORE: RSC WITH_RSC"),
-        (PRIMS + "colocation c inf: a:Promoted b", "only the Started role is supported; write a"),
+        (
+            PRIMS + "colocation c inf: a:Promoted b",
+            "resource roles (Master/Slave, Promoted/Unpromoted) are not supported yet",
+        ),
         (PRIMS + "colocation c inf: ( a b )", "resource sets are not supported"),
         (PRIMS + "colocation c inf: a b node-attribute=site", "colocation takes resource ids only"),
         (PRIMS + "order o Mandatory: a:stop b", "'a:stop': only the start action can be ordered"),
         (PRIMS + "order o Sometimes: a b", "order kind 'Sometimes'; expected Mandatory, Optional, Serialize"),
         (PRIMS + "order o -inf: a b", "order score -inf is negative"),
-        (PRIMS + "order o Mandatory: a b symmetrical=maybe", "'symmetrical=maybe'; expected true or false"),
+        (
+            PRIMS + "order o Mandatory: a b symmetrical=maybe",
+            "'symmetrical=maybe': expected on/off, yes/no, true/false",
+        ),
         (PRIMS + "order o Mandatory: a b kind=x", "only symmetrical=true|false is"),
         (PRIMS + "order o Mandatory: a", "write order ID KIND: FIRST THEN"),
         ("property", "r.crm:1: property: sets nothing; write property NAME=VALUE"),
@@ -317,9 +329,9 @@ def test_render_refuses_line_breaks() -> None:
         ("node", "write node NAME"),
         ("node 1:", "write node NAME"),
         ("node n1 bogus", "unexpected 'bogus'"),
-        ("node n1:remote", "node type 'remote' is not supported"),
+        ("node n1:remote", "Pacemaker Remote nodes and guest nodes are not supported"),
         ("node n1\nnode N1", "r.crm:2: node N1: node n1 is already defined"),
-        ("node n1 utilization cpu=1", "utilization is not supported"),
+        ("property placement-strategy=utilization\nnode n1 utilization cpu=1", "utilization-based placement"),
         ("node n1 attributes a=1 attributes a=2", "attribute a is given twice"),
         (PRIMS + "fencing_topology f", "level 'f' has no target node"),
         ("fencing_topology", "write fencing_topology NODE: DEV"),
@@ -361,10 +373,6 @@ def test_errors(text: str, expected: str) -> None:
         (
             "primitive a Dummy\nprimitive b Dummy\norder o Mandatory: a b ghost\n",
             "r.crm:3: order o-2: refers to ghost",
-        ),
-        (
-            "property stonith-enable=false\n",
-            "r.crm:1: property stonith-enable: is not a cluster property hacluster knows; did you mean stonith-enabled?",
         ),
         (
             "property stonith-enabled=perhaps\n",
@@ -526,3 +534,9 @@ def test_parse_render_round_trip(cfg: ClusterConfig) -> None:
     assert cfg.check() == []
     text = render_resources_crm(cfg)
     assert parse_resources_crm(text, "gen.crm", epoch=cfg.epoch) == cfg
+
+
+def test_a_check_level_that_is_not_ascii_digits_is_refused_not_crashed_on() -> None:
+    """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
+    [problem] = _problems("primitive d ocf:hacluster:Dummy op monitor interval=1s OCF_CHECK_LEVEL=²\n")
+    assert "OCF_CHECK_LEVEL='²'" in problem

@@ -9,8 +9,10 @@ import pytest
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
+from hacluster.core.orders import dependencies
 from hacluster.core.placement import Placement
-from hacluster.core.transition import Plan, dependencies, make_plan
+from hacluster.core.plan import Plan, Reason, ReasonCode
+from hacluster.core.transition import make_plan
 
 S = LocalState
 BASE = """
@@ -26,15 +28,15 @@ def plan_for(
     *,
     members: tuple[str, ...] = ("n1", "n2"),
     clean: tuple[str, ...] = (),
-    stonith: bool = False,
+    stonith: bool | str = False,
     extra: str = "",
 ) -> Plan:
-    config = parse_resources_crm(
-        BASE + extra + f"\nproperty stonith-enabled={'true' if stonith else 'false'}\n", "t.crm"
-    )
+    """``stonith``: the property as a bool, or the very word written in the file."""
+    word = stonith if isinstance(stonith, str) else ("true" if stonith else "false")
+    config = parse_resources_crm(BASE + extra + f"\nproperty stonith-enabled={word}\n", "t.crm")
     placement = Placement(
         assignment={r: (NodeName(n) if n else None) for r, n in target.items()},
-        reasons={r: f"placed {n}" for r, n in target.items()},
+        reasons={r: Reason(ReasonCode.PLACED, f"placed {n}") for r, n in target.items()},
         scores={},
     )
     return make_plan(
@@ -75,14 +77,14 @@ def test_moving_and_double_active(
 ) -> None:
     plan = plan_for({"a": "n2"}, {"a": observed}, clean=("n3",))
     assert plan.assignment["a"] == expected
-    assert reason_part in plan.reasons["a"]
+    assert reason_part in plan.reasons["a"].text
     assert plan.needs_fencing == frozenset()
 
 
 def test_planned_nowhere_while_running_means_stop_it() -> None:
     plan = plan_for({"a": None}, {"a": {"n1": S.STARTED}})
     assert plan.assignment["a"] is None
-    assert "active on n1" in plan.reasons["a"]
+    assert "active on n1" in plan.reasons["a"].text
 
 
 def test_move_completes_once_old_holder_reports_stopped() -> None:
@@ -98,7 +100,7 @@ def test_lost_node_with_stonith_needs_fencing(state: LocalState) -> None:
     )
     assert plan.assignment["a"] is None
     assert plan.needs_fencing == frozenset({"n1"})
-    assert plan.reasons["a"] == "waiting for n1 to be fenced: it may still run there"
+    assert plan.reasons["a"].text == "waiting for n1 to be fenced: it may still run there"
     assert plan.assignment["b"] == "n2"  # n1 reported b stopped: it may move at once
 
 
@@ -123,14 +125,14 @@ def test_lost_node_never_probed_is_not_a_holder() -> None:
 def test_blocked_runs_nowhere_with_reason(stonith: bool, fence: frozenset[str]) -> None:
     plan = plan_for({"a": "n2"}, {"a": {"n1": S.BLOCKED, "n2": S.STOPPED}}, stonith=stonith)
     assert plan.assignment["a"] is None
-    assert plan.reasons["a"] == "blocked: its stop failed on n1; fence that node or run cleanup"
+    assert plan.reasons["a"].text == "blocked: its stop failed on n1; fence that node or run cleanup"
     assert plan.needs_fencing == fence
 
 
 def test_blocked_on_a_lost_node_still_blocks() -> None:
     plan = plan_for({"a": "n2"}, {"a": {"n1": S.BLOCKED}}, members=("n2",))
     assert plan.assignment["a"] is None
-    assert plan.reasons["a"].startswith("blocked")
+    assert plan.reasons["a"].text.startswith("blocked")
 
 
 @pytest.mark.parametrize(
@@ -159,8 +161,8 @@ def test_mandatory_order_dependents_planned_nowhere(
     assert dict(plan.assignment) == expected
     for rsc, node in expected.items():
         if node is None and rsc != blocked_first:
-            assert plan.reasons[rsc].startswith("it needs ")
-            assert "cannot run now (" in plan.reasons[rsc]
+            assert plan.reasons[rsc].text.startswith("it needs ")
+            assert "cannot run now (" in plan.reasons[rsc].text
 
 
 def test_dependent_reason_names_the_first_and_its_blocker() -> None:
@@ -169,7 +171,7 @@ def test_dependent_reason_names_the_first_and_its_blocker() -> None:
         {"a": {"n1": S.STOPPED, "n2": S.BLOCKED}},
         extra="order o Mandatory: a b",
     )
-    assert plan.reasons["b"] == (
+    assert plan.reasons["b"].text == (
         "it needs a first, which cannot run now (blocked: its stop failed on n2; fence that node or run cleanup)"
     )
 
@@ -182,3 +184,58 @@ def test_dependencies_from_groups_and_orders() -> None:
         "t.crm",
     )
     assert dependencies(config) == {"b": ["a"], "c": ["b"], "d": ["c"]}
+
+
+@pytest.mark.parametrize("word", ["y", "Y", "yes", "on", "1", "true", "TRUE"])
+def test_stonith_enabled_is_on_for_every_true_word(word: str) -> None:
+    """Regression: ``stonith-enabled=y`` was read as off here (and as on everywhere else), so a
+    resource a lost node last reported running was planned elsewhere without a fence."""
+    plan = plan_for({"a": "n2"}, {"a": {"n1": S.STARTED}}, members=("n2",), stonith=word)
+    assert plan.assignment["a"] is None
+    assert plan.needs_fencing == frozenset({"n1"})
+
+
+@pytest.mark.parametrize("word", ["n", "no", "off", "0", "false"])
+def test_stonith_enabled_is_off_for_every_false_word(word: str) -> None:
+    plan = plan_for({"a": "n2"}, {"a": {"n1": S.STARTED}}, members=("n2",), stonith=word)
+    assert plan.assignment["a"] == "n2"
+
+
+BOTH = {"a": {"n1": S.STARTED, "n2": S.STARTED}}
+
+
+@pytest.mark.parametrize(
+    ("policy", "assignment", "held", "code"),
+    [
+        ("stop_start", None, frozenset(), ReasonCode.ACTIVE_ELSEWHERE),
+        ("stop_only", None, frozenset(), ReasonCode.ACTIVE_ELSEWHERE),
+        ("stop_unexpected", "n2", frozenset(), ReasonCode.STOPPING_UNEXPECTED),
+        ("block", None, frozenset({"a"}), ReasonCode.MULTIPLE_ACTIVE_BLOCKED),
+    ],
+)
+def test_multiple_active(policy: str, assignment: str | None, held: frozenset[str], code: ReasonCode) -> None:
+    plan = plan_for({"a": "n2"}, BOTH, extra=_meta(policy))
+    assert plan.assignment["a"] == assignment
+    assert plan.held == held
+    assert plan.reasons["a"].code is code
+    assert plan.reasons["a"].nodes == (("n1",) if code is ReasonCode.STOPPING_UNEXPECTED else ("n1", "n2"))
+
+
+def _meta(policy: str) -> str:
+    return f"rsc_defaults multiple-active={policy}\n"
+
+
+def test_stop_unexpected_stops_every_copy_when_none_is_on_the_target() -> None:
+    plan = plan_for({"a": "n3"}, BOTH, members=("n1", "n2", "n3"), extra=_meta("stop_unexpected"))
+    assert plan.assignment["a"] is None
+    assert plan.reasons["a"].code is ReasonCode.ACTIVE_ELSEWHERE
+
+
+def test_a_held_prerequisite_does_not_stop_what_needs_it() -> None:
+    plan = plan_for(
+        {"a": None, "b": "n1"},
+        {**BOTH, "b": {"n1": S.STARTED}},
+        extra=_meta("block") + "order a-then-b Mandatory: a b\n",
+    )
+    assert plan.held == frozenset({"a"})
+    assert plan.assignment["b"] == "n1"

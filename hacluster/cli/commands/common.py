@@ -14,12 +14,15 @@ from typing import Any
 from hacluster.cli.client import request
 
 Runner = Callable[[argparse.Namespace, str], "str | tuple[str, int]"]
+TextRunner = Callable[[argparse.Namespace, str], str]
+"""A runner that only ever returns text (every change does); it is a ``Runner`` too."""
 
 GROUP_HELP = {
     "node": "node commands",
     "resource": "resource commands",
     "stonith": "fence devices",
     "configure": "the cluster configuration",
+    "cluster": "cluster-wide keys",
 }
 
 
@@ -42,7 +45,7 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
 
 
-def change(command: str, make_args: Callable[[argparse.Namespace], dict[str, Any]]) -> Runner:
+def change(command: str, make_args: Callable[[argparse.Namespace], dict[str, Any]]) -> TextRunner:
     """A runner for a command that changes the cluster (every one accepts ``--dry-run``)."""
 
     def run(args: argparse.Namespace, socket_path: str) -> str:

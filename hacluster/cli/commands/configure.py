@@ -1,9 +1,14 @@
-"""``hacrm configure …``: show, verify, diff, load (replace | update), edit.
+"""``hacrm configure …``: show [--xml], verify, diff, load (replace | update), edit, import.
 
 A change is never applied blind: ``load`` and ``edit`` first ask the daemon for a dry run and
 print the diff and the actions the cluster would take, then (on a terminal, unless
 ``--yes``) ask before applying.  The apply carries the epoch the diff was made from, so a
 change someone else made meanwhile is refused rather than silently overwritten.
+
+``import`` and ``show --xml`` speak Pacemaker's CIB on the client side, on top of the same
+API commands: ``import`` turns the CIB into crm text (``config.cib_xml``) and loads that text
+as ``load`` does, so the daemon sees nothing new; ``show --xml`` reads the crm text and
+writes it as a CIB that ``crm_verify -x`` accepts.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from typing import Any
 from hacluster.cli.client import CliError, request
 from hacluster.cli.commands.common import Registry, add_dry_run
 from hacluster.cli.commands.explain import action_lines
+from hacluster.config.cib_xml import parse_cib_xml, render_cib_xml
+from hacluster.config.resources_crm import parse_resources_crm, render_resources_crm
+from hacluster.errors import ConfigError
 
 STDIN = "-"
 
@@ -27,6 +35,9 @@ STDIN = "-"
 def register(registry: Registry) -> None:
     cfg_sub = registry.group("configure")
     show = cfg_sub.add_parser("show", help="print the cluster configuration in crm syntax")
+    show.add_argument(
+        "--xml", action="store_true", help="print it as a Pacemaker CIB instead (crm_verify -x accepts it)"
+    )
     show.set_defaults(run=_configure_show)
     verify = cfg_sub.add_parser("verify", help="check FILE (crm syntax) without changing anything")
     verify.add_argument("file", metavar="FILE", help="a resources.crm file, or - for stdin")
@@ -49,6 +60,23 @@ def register(registry: Registry) -> None:
     edit = cfg_sub.add_parser("edit", help="edit the configuration in $EDITOR, then review and apply it")
     _add_apply_options(edit)
     edit.set_defaults(run=_configure_edit)
+    imp = cfg_sub.add_parser(
+        "import", help="read a Pacemaker CIB (cib.xml): show it as crm text and the diff, then apply it"
+    )
+    imp.add_argument(
+        "file", metavar="FILE.xml", help="a CIB, e.g. /var/lib/pacemaker/cib/cib.xml, or - for stdin"
+    )
+    imp.add_argument(
+        "--update", action="store_true", help="merge by id (as load update) instead of replacing everything"
+    )
+    imp.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_only",
+        help="only print the crm text (e.g. to write resources.crm); no daemon needed",
+    )
+    _add_apply_options(imp)
+    imp.set_defaults(run=_configure_import)
 
 
 def _add_apply_options(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +94,58 @@ def _read(file: str) -> tuple[str, str]:
         raise CliError("FILE_UNREADABLE", f"{file}: cannot read ({why}); check the path", 2) from None
 
 
-def _configure_show(_args: argparse.Namespace, socket_path: str) -> str:
-    return str(request(socket_path, "configure_show")["text"])
+def _configure_show(args: argparse.Namespace, socket_path: str) -> str:
+    answer = request(socket_path, "configure_show")
+    text = str(answer["text"])
+    if not args.xml:
+        return text
+    return cib_text_of(text, int(answer.get("epoch", 0)))
+
+
+def cib_text_of(crm_text: str, epoch: int) -> str:
+    """The running configuration's crm text as a CIB (pure, for the golden tests)."""
+    try:
+        config = parse_resources_crm(crm_text, "running configuration", epoch=epoch)
+    except ConfigError as exc:  # the daemon's own rendering always parses; say so if not
+        raise CliError(
+            "INTERNAL", "the running configuration did not parse back:\n" + "\n".join(exc.problems)
+        ) from None
+    return render_cib_xml(config)
+
+
+def import_text(data: bytes, path: str) -> tuple[str, list[str]]:
+    """A CIB as crm text and the warnings; ``CliError`` (nothing changed) listing every problem."""
+    warnings: list[str] = []
+    try:
+        config = parse_cib_xml(data, path, warnings=warnings)
+    except ConfigError as exc:
+        count = f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}"
+        raise CliError(
+            "CONFIG_INVALID",
+            f"{path}: {count}; nothing was changed:\n" + "\n".join(f"  {p}" for p in exc.problems),
+        ) from None
+    return render_resources_crm(config), warnings
+
+
+def _configure_import(args: argparse.Namespace, socket_path: str) -> str:
+    if args.file == STDIN:
+        data, path = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, path = Path(args.file).read_bytes(), args.file
+        except OSError as exc:
+            raise CliError(
+                "FILE_UNREADABLE", f"{args.file}: cannot read ({exc.strerror}); check the path", 2
+            ) from None
+    text, warnings = import_text(data, path)
+    notes = "".join(f"warning: {w}\n" for w in warnings)
+    if args.print_only:
+        sys.stderr.write(notes)
+        return text
+    shown = f"{notes}{path} as crm configuration:\n{text}\n"
+    sys.stdout.write(shown)
+    mode = "update" if args.update else "replace"
+    return _review_and_apply(args, socket_path, text, f"{path} (imported)", mode, None)
 
 
 def _configure_verify(args: argparse.Namespace, socket_path: str) -> str:

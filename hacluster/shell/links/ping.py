@@ -1,4 +1,4 @@
-"""The ping medium: ICMP echoes to ping nodes (``ping`` / ``ping_group`` in ha.cf).
+"""The ping medium: ICMP echoes to ping nodes (``ping`` / ``ping_group`` / ``ping6`` in ha.cf).
 
 Theory of operation: on every ``SendPings`` effect the daemon calls ``send_pings``, which
 sends one echo request to every address of every ping node, all with this process's
@@ -13,7 +13,9 @@ matched to a request we sent, which is what the core needs.
 
 Socket: a raw ICMP socket when we may (root, CAP_NET_RAW), otherwise a kernel "ping socket"
 (SOCK_DGRAM, IPPROTO_ICMP), allowed where ``net.ipv4.ping_group_range`` covers our group;
-the kernel then chooses the identifier and shows us only our own replies.
+the kernel then chooses the identifier and shows us only our own replies.  IPv6 addresses
+(``ping6``) get ICMPv6 echoes (types 128/129) on a second socket of the same kind; the
+kernel computes ICMPv6 checksums itself and a raw ICMPv6 socket delivers no IP header.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
 MAX_OUTSTANDING = 1024
 """Unanswered requests remembered; older ones are forgotten (their replies count as stray)."""
 PAYLOAD = b"hacluster ping node check"
@@ -65,10 +70,21 @@ def icmp_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo_request(identifier: int, sequence: int, payload: bytes) -> bytes:
+def echo_request(identifier: int, sequence: int, payload: bytes, *, ipv6: bool = False) -> bytes:
+    """An echo request; for ICMPv6 the checksum field stays 0: the kernel fills it in."""
+    if ipv6:
+        return struct.pack("!BBHHH", ICMP6_ECHO_REQUEST, 0, 0, identifier, sequence) + payload
     header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, identifier, sequence)
     checksum = icmp_checksum(header + payload)
     return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, checksum, identifier, sequence) + payload
+
+
+def _family_of(address: str) -> socket.AddressFamily:
+    try:
+        literal = ipaddress.ip_address(address)
+    except ValueError:
+        return socket.AF_INET  # a host name: resolved over IPv4, as Heartbeat's ping does
+    return socket.AF_INET6 if literal.version == 6 else socket.AF_INET
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,8 @@ class PingLink:
         self.ping_nodes = ping_nodes
         self._deliver_reply: Callable[[NodeName, str], None] | None = deliver_reply
         self._want_raw = raw
-        self._sock: socket.socket | None = None
+        self._socks: dict[socket.AddressFamily, socket.socket] = {}
+        self._raw_by_family: dict[socket.AddressFamily, bool] = {}
         self._raw = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._identifier = os.getpid() & 0xFFFF
@@ -109,50 +126,62 @@ class PingLink:
         self._send_log = ErrorLog("ping", "send")
 
     async def open(self) -> None:
-        assert self._sock is None, "open() called twice"
-        self._sock = self._make_socket()
+        assert not self._socks, "open() called twice"
+        families = {_family_of(a) for node in self.ping_nodes for a in node.addresses} or {socket.AF_INET}
+        try:
+            for family in sorted(families):
+                self._socks[family] = self._make_socket(family)
+        except BaseException:
+            for sock in self._socks.values():
+                sock.close()
+            self._socks.clear()
+            raise
+        self._raw = all(self._raw_by_family.values())
         self._loop = asyncio.get_running_loop()
         self._targets = await self._resolve()
-        self._loop.add_reader(self._sock.fileno(), self._on_readable)
+        for family, sock in self._socks.items():
+            self._loop.add_reader(sock.fileno(), self._on_readable, family)
         logger.info(
             "ping link open raw_socket=%s targets=%s",
             self._raw,
             ",".join(f"{node}={address}" for node, address, _ in self._targets) or "-",
         )
 
-    def _make_socket(self) -> socket.socket:
+    def _make_socket(self, family: socket.AddressFamily) -> socket.socket:
         errors = []
+        protocol = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
         if self._want_raw is not False:
             try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+                sock = socket.socket(family, socket.SOCK_RAW, protocol)
             except OSError as exc:
                 errors.append(f"raw socket: {exc.strerror}")
             else:
-                self._raw = True
+                self._raw_by_family[family] = True
                 sock.setblocking(False)
                 return sock
         if self._want_raw is not True:
             try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+                sock = socket.socket(family, socket.SOCK_DGRAM, protocol)
             except OSError as exc:
                 errors.append(f"ping socket: {exc.strerror}")
             else:
-                self._raw = False
+                self._raw_by_family[family] = False
                 sock.setblocking(False)
                 return sock
+        kind = "ICMPv6" if family == socket.AF_INET6 else "ICMP"
         raise LinkOpenError(
-            f"cannot send ICMP echoes for ping nodes ({'; '.join(errors)}); run as root, grant "
+            f"cannot send {kind} echoes for ping nodes ({'; '.join(errors)}); run as root, grant "
             "CAP_NET_RAW, or include this group in sysctl net.ipv4.ping_group_range"
         )
 
     async def _resolve(self) -> list[tuple[NodeName, str, str]]:
-        """(node, configured address, IPv4 address) for every address that resolves."""
+        """(node, configured address, IP address) for every address that resolves."""
         assert self._loop is not None
         targets = []
         for node in self.ping_nodes:
             for address in node.addresses:
                 try:
-                    infos = await self._loop.getaddrinfo(address, None, family=socket.AF_INET)
+                    infos = await self._loop.getaddrinfo(address, None, family=_family_of(address))
                 except OSError as exc:
                     logger.warning(
                         "ping address unresolved node=%s address=%s error=%s", node.name, address, exc
@@ -162,16 +191,19 @@ class PingLink:
         return targets
 
     def send_pings(self) -> None:
-        sock = self._sock
-        if sock is None:
+        if not self._socks:
             return
         for node, address, resolved in self._targets:
+            family = _family_of(resolved)
+            sock = self._socks.get(family)
+            if sock is None:
+                continue
             self._sequence = (self._sequence + 1) & 0xFFFF
             self._outstanding.pop(self._sequence, None)
             self._outstanding[self._sequence] = _Request(node, address, resolved)
             while len(self._outstanding) > MAX_OUTSTANDING:
                 self._outstanding.popitem(last=False)
-            packet = echo_request(self._identifier, self._sequence, PAYLOAD)
+            packet = echo_request(self._identifier, self._sequence, PAYLOAD, ipv6=family == socket.AF_INET6)
             try:
                 sock.sendto(packet, (resolved, 0))
             except OSError as exc:
@@ -181,8 +213,8 @@ class PingLink:
             else:
                 self._sent += 1
 
-    def _on_readable(self) -> None:
-        sock = self._sock
+    def _on_readable(self, family: socket.AddressFamily) -> None:
+        sock = self._socks.get(family)
         while sock is not None and self._deliver_reply is not None:
             try:
                 data, source = sock.recvfrom(READ_BYTES)
@@ -194,21 +226,25 @@ class PingLink:
                 self._receive_errors += 1
                 self._last_error = f"receive: {exc.strerror or exc}"
                 return
-            self._on_packet(data, str(source[0]))
+            self._on_packet(data, str(source[0]), family)
 
-    def _on_packet(self, data: bytes, source: str) -> None:
+    def _on_packet(self, data: bytes, source: str, family: socket.AddressFamily = socket.AF_INET) -> None:
         assert self._deliver_reply is not None
-        if self._raw:
+        raw = self._raw_by_family.get(family, False)
+        ipv6 = family == socket.AF_INET6
+        if raw and not ipv6:
             if len(data) < 20:
                 return
             data = data[(data[0] & 0x0F) * 4 :]
         if len(data) < 8:
             return
         kind, _code, _checksum, identifier, sequence = struct.unpack_from("!BBHHH", data)
-        if kind != ICMP_ECHO_REPLY:
-            return  # echo requests to us, unreachables, other ICMP: not ours to judge
-        if self._raw and identifier != self._identifier:
+        if kind != (ICMP6_ECHO_REPLY if ipv6 else ICMP_ECHO_REPLY):
+            return  # echo requests to us, unreachables, neighbour discovery: not ours to judge
+        if raw and identifier != self._identifier:
             return  # another process's ping
+        if ipv6:
+            source = source.partition("%")[0]
         request = self._outstanding.get(sequence)
         if request is None or request.resolved != source:
             self._stray += 1
@@ -220,12 +256,13 @@ class PingLink:
     async def close(self) -> None:
         """Stop listening; async like ``Link.close`` so the daemon closes every medium alike."""
         self._deliver_reply = None
-        if self._sock is None:
+        if not self._socks:
             return
-        if self._loop is not None:
-            self._loop.remove_reader(self._sock.fileno())
-        self._sock.close()
-        self._sock = None
+        for sock in self._socks.values():
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._socks.clear()
         self._outstanding.clear()
         logger.info("ping link closed")
 

@@ -1,6 +1,6 @@
-"""UDP links: ``bcast``, ``mcast`` and ``ucast`` media on one interface.
+"""UDP links: ``bcast``, ``mcast``, ``ucast``, ``mcast6`` and ``ucast6`` media on one interface.
 
-Theory of operation: each link owns one IPv4 datagram socket, bound to the link's port and
+Theory of operation: each link owns one datagram socket, bound to the link's port and
 pinned to its interface with SO_BINDTODEVICE (or bound to ``spec.bind_address`` when one is
 given, which needs no privilege and lets several nodes share the loopback interface).  The
 same socket receives, through an asyncio ``DatagramProtocol``, and sends.  Sends go straight
@@ -14,6 +14,13 @@ open and again after a send error, since an operator may re-address the interfac
 ha.cf lists every node).  Target names are resolved at open; a name that does not resolve is
 logged and retried every ``RESOLVE_RETRY_MS`` and does not stop the link.
 
+IPv6 (``ucast6``, ``mcast6``, as Heartbeat's plugins): an AF_INET6 socket bound to
+``[::]:port`` with IPV6_V6ONLY, so it shares the port with an IPv4 link on the same
+interface, and pinned to the interface like the others.  ucast6 targets are numeric (a
+link-local one carries the interface as its scope); this node's own addresses, skipped as
+with ucast, come from /proc/net/if_inet6 of the daemon's network namespace.  mcast6 joins
+its group on the interface and sends with the configured hop limit and loop flag.
+
 Every datagram received, our own broadcasts included, goes to ``deliver`` unparsed: the core
 authenticates and drops its own packets.
 """
@@ -24,6 +31,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import ipaddress
 import logging
 import socket
 import struct
@@ -68,6 +76,27 @@ def interface_index(sock: socket.socket, device: str) -> int:
     return index
 
 
+def interface_ipv6_addresses(device: str) -> set[str]:
+    """The IPv6 addresses on ``device`` (compressed form), from this namespace's /proc."""
+    addresses: set[str] = set()
+    try:
+        with open("/proc/net/if_inet6") as table:
+            for row in table:
+                words = row.split()
+                if len(words) >= 6 and words[5] == device:
+                    addresses.add(ipaddress.IPv6Address(int(words[0], 16)).compressed)
+    except OSError:
+        pass
+    return addresses
+
+
+def _ipv6_destination(target: str, port: int, device: str) -> tuple[str, int, int, int]:
+    """``(address, port, flowinfo, scope)`` for sendto; link-local ones need the interface."""
+    address, _, scope = target.partition("%")
+    scope_id = socket.if_nametoindex(scope or device) if ipaddress.IPv6Address(address).is_link_local else 0
+    return (ipaddress.IPv6Address(address).compressed, port, 0, scope_id)
+
+
 def _is_ipv4_literal(text: str) -> bool:
     try:
         socket.inet_pton(socket.AF_INET, text)
@@ -75,6 +104,8 @@ def _is_ipv4_literal(text: str) -> bool:
         return False
     return True
 
+
+_UDP_KINDS = frozenset([LinkKind.BCAST, LinkKind.MCAST, LinkKind.UCAST, LinkKind.MCAST6, LinkKind.UCAST6])
 
 RECEIVE_DATAGRAM_BYTES = 65_535
 READS_PER_WAKEUP = 64
@@ -88,13 +119,13 @@ class UdpLink(Link):
     """A bcast, mcast or ucast medium."""
 
     def __init__(self, spec: LinkSpec) -> None:
-        assert spec.kind in (LinkKind.BCAST, LinkKind.MCAST, LinkKind.UCAST), spec.kind
+        assert spec.kind in _UDP_KINDS, spec.kind
         assert 0 < spec.port < 65536, spec.port
         super().__init__(spec)
         self._sock: socket.socket | None = None
         self._reading = False
         self._deliver: Deliver | None = None
-        self._destinations: list[tuple[str, int]] = []
+        self._destinations: list[tuple[str, int] | tuple[str, int, int, int]] = []
         self._unresolved: list[str] = []
         self._resolve_due_ms = 0
         self._resolving: asyncio.Task[None] | None = None
@@ -123,13 +154,16 @@ class UdpLink(Link):
             self.spec.kind.value,
             self.spec.device,
             self.spec.port,
-            ",".join(f"{host}:{port}" for host, port in self._destinations) or "-",
+            ",".join(f"{d[0]}:{d[1]}" for d in self._destinations) or "-",
         )
 
     def _make_socket(self) -> socket.socket:
         spec = self.spec
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ipv6 = spec.kind.is_ipv6
+        sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            if ipv6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
@@ -143,7 +177,9 @@ class UdpLink(Link):
                 self._bind_to_device(sock)
             if spec.kind is LinkKind.MCAST:
                 self._join_group(sock)
-            sock.bind((spec.bind_address, spec.port))
+            elif spec.kind is LinkKind.MCAST6:
+                self._join_group6(sock)
+            sock.bind(("::" if ipv6 else spec.bind_address, spec.port))
         except LinkOpenError:
             sock.close()
             raise
@@ -194,11 +230,39 @@ class UdpLink(Link):
                 f"{exc.strerror}; check the interface exists, is up and the group is 224.0.0.0/4"
             ) from exc
 
+    def _join_group6(self, sock: socket.socket) -> None:
+        spec = self.spec
+        assert len(spec.targets) == 1, "mcast6 needs exactly one group"
+        group = spec.targets[0]
+        try:
+            index = socket.if_nametoindex(spec.device)
+            mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, spec.ttl)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(spec.loop))
+        except OSError as exc:
+            raise LinkOpenError(
+                f"link {spec.name}: cannot join IPv6 multicast group {group} on {spec.device}: "
+                f"{exc.strerror}; check the interface exists, is up and has an IPv6 link-local address"
+            ) from exc
+
     def _resolve_fixed_destinations(self) -> None:
         """Broadcast or group destination, and our own addresses for the ucast self-skip."""
         sock = self._sock
         assert sock is not None
         spec = self.spec
+        if spec.kind is LinkKind.MCAST6:
+            self._destinations = [(spec.targets[0], spec.port, 0, socket.if_nametoindex(spec.device))]
+            return
+        if spec.kind is LinkKind.UCAST6:
+            own6 = interface_ipv6_addresses(spec.device)
+            self._destinations = []
+            for target in spec.targets:
+                destination = _ipv6_destination(target, spec.port, spec.device)
+                if destination[0] not in own6 and destination not in self._destinations:
+                    self._destinations.append(destination)
+            return
         own = interface_address(sock, spec.device, SIOCGIFADDR)
         self._local_addresses = {address for address in (own, spec.bind_address) if address}
         if spec.kind is LinkKind.MCAST:
@@ -285,7 +349,7 @@ class UdpLink(Link):
             return
         self._retry_resolution()
         if not self._destinations:
-            if self.spec.kind is LinkKind.UCAST and not self._unresolved:
+            if self.spec.kind in (LinkKind.UCAST, LinkKind.UCAST6) and not self._unresolved:
                 return  # every target is this node itself: nothing to send, nothing wrong
             self._count_send_error("no destination address (interface unaddressed or names unresolved)")
             return
