@@ -42,6 +42,12 @@ MISSING: Final[dict[str, MissingFeature]] = {
             "write a rule on node attributes instead, and change the configuration when the date comes",
         ),
         MissingFeature(
+            "rsc-pattern",
+            "location constraints by resource pattern (rsc-pattern)",
+            None,
+            "write one location constraint per resource",
+        ),
+        MissingFeature(
             "resource-sets",
             "resource sets",
             8,

@@ -51,6 +51,7 @@ from hacluster.config.features import MISSING
 from hacluster.config.values import is_number
 from hacluster.core.cib import (
     AGENT_CLASSES,
+    CLONE_META,
     ORDER_ACTIONS,
     ORDER_KINDS,
     RULE_TYPES,
@@ -575,9 +576,11 @@ class _Parser:
         self.lines[f"location {tokens[1].text}"] = tokens[1].line
         if rest and rest[0].is_word("rule"):
             rules = self._rules(rest)
-            node_score = _single_node_rule(rules) if role is None else None
-            if node_score is not None:  # `rule 100: #uname eq n1` is a plain node score
-                self.locations.append(Location(tokens[1].text, rsc, node_score[0], node_score[1]))
+            node_score = _single_node_rule(rules)
+            if node_score is not None and not (role and rules[0].role):
+                # `rule 100: #uname eq n1` is a plain node score
+                node, score = node_score
+                self.locations.append(Location(tokens[1].text, rsc, node, score, role=role or rules[0].role))
             else:
                 self.locations.append(Location(tokens[1].text, rsc, "", 0, rules=rules, role=role))
             return
@@ -721,7 +724,19 @@ class _Parser:
                 pairs, i = _pairs_after(tokens, i + 1, ("meta", "params"))
                 _extend_unique(meta, self._meta_values(pairs), "meta ")
             elif tokens[i].is_word("params"):
-                raise _StatementError(tokens[i].line, "a clone has no params; put them on its primitive")
+                # crmsh writes them as instance attributes of the clone; Pacemaker 1.0 read its
+                # clone options from there too.  Clone options are read as meta, with a warning.
+                pairs, i = _pairs_after(tokens, i + 1, ("meta", "params"))
+                for key, _ in pairs:
+                    if key.text not in CLONE_META and key.text not in ("master-max", "master-node-max"):
+                        raise _StatementError(
+                            key.line, f"params {key.text}: a clone has no params; put them on its primitive"
+                        )
+                self.warnings.append(
+                    f"{self.path}:{tokens[i - 1].line}: {keyword} {tokens[1].text}: clone options given as "
+                    "params; read as meta (Pacemaker reads them there); write meta instead of params"
+                )
+                _extend_unique(meta, pairs, "meta ")
             else:
                 raise _StatementError(
                     tokens[i].line, f"unexpected {tokens[i].text!r}; a clone clones one resource; {usage}"
@@ -1026,7 +1041,7 @@ def _rsc_action(token: Token) -> tuple[str, str]:
 
 def _single_node_rule(rules: tuple[Rule, ...]) -> tuple[str, int] | None:
     """``(node, score)`` of a location whose one rule is ``SCORE: #uname eq NODE``, else None."""
-    if len(rules) != 1 or rules[0].role is not None or rules[0].score_attribute is not None:
+    if len(rules) != 1 or rules[0].score_attribute is not None:
         return None
     expressions = rules[0].expressions
     if len(expressions) != 1 or expressions[0].type not in (None, "string"):

@@ -971,6 +971,12 @@ def _problems(cfg: ClusterConfig) -> Iterator[tuple[str, str]]:
                 yield subject, f"action {action!r} of {rsc} is unknown; expected {', '.join(ORDER_ACTIONS)}"
             elif action in ("promote", "demote") and not cfg.is_promotable(rsc):
                 yield subject, f"{rsc}:{action}: {rsc} is not a promotable clone; order its start instead"
+            elif action in ("stop", "demote"):
+                yield (
+                    subject,
+                    f"{rsc}:{action}: ordering the {action} action is not supported yet; order the "
+                    f"{'start' if action == 'stop' else 'promote'} (the reverse runs in reverse order)",
+                )
         if order.kind not in ORDER_KINDS:
             yield subject, f"kind {order.kind!r} is unknown; expected {', '.join(ORDER_KINDS)}"
         yield from _nested_problems(cfg, subject, (order.first, order.then))
@@ -1045,6 +1051,17 @@ def _clone_problems(
             yield (
                 subject,
                 "promoted-max applies only to promotable clones; add meta promotable=true or remove it",
+            )
+    for kind, element_id, meta_pairs in (
+        *(("primitive", p.id, p.meta) for p in cfg.primitives),
+        *(("group", g.id, g.meta) for g in cfg.groups),
+    ):
+        target = dict(meta_pairs).get("target-role")
+        role = canonical_role(target)[0] if target is not None else None
+        if role in ("Promoted", "Unpromoted") and not cfg.is_promotable(element_id):
+            yield (
+                f"{kind} {element_id}",
+                f"target-role={target}: only a promotable clone has that role; write Started",
             )
     for primitive in cfg.primitives:
         for op in primitive.ops:
@@ -1181,7 +1198,10 @@ def _nested_problems(cfg: ClusterConfig, subject: str, names: tuple[str, ...]) -
 
 
 _META_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
-    "target-role": (lambda v: _choice(v, TARGET_ROLES), "Started or Stopped"),
+    "target-role": (
+        lambda v: _choice(canonical_role(v)[0] or v, TARGET_ROLES),
+        "Started, Stopped, Promoted or Unpromoted",
+    ),
     "resource-stickiness": (parse_score, "an integer, inf or -inf"),
     "migration-threshold": (lambda v: _nonnegative(parse_score(v)), "an integer ≥ 0 or inf"),
     "failure-timeout": (parse_time_ms, TIME_HINT),
