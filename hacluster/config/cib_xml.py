@@ -558,6 +558,9 @@ class _Reader:
             if action not in ORDER_ACTIONS:
                 self.problem(element, xpath, f"action {action}: unknown; expected {', '.join(ORDER_ACTIONS)}")
                 return
+            if action in ("stop", "demote"):
+                self.refuse(element, xpath, "order-actions", f"action {action}")
+                return
         first_action, then_action = actions[0], actions[-1]
         kind = element.get("kind")
         if kind is None:

@@ -42,6 +42,12 @@ MISSING: Final[dict[str, MissingFeature]] = {
             "write a rule on node attributes instead, and change the configuration when the date comes",
         ),
         MissingFeature(
+            "order-actions",
+            "orders on the stop or demote action",
+            8,
+            "order the start (or promote) instead: stops and demotes then run in the reverse order",
+        ),
+        MissingFeature(
             "rsc-pattern",
             "location constraints by resource pattern (rsc-pattern)",
             None,

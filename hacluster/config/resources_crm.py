@@ -1036,6 +1036,8 @@ def _rsc_action(token: Token) -> tuple[str, str]:
         raise _StatementError(
             token.line, f"{token.text!r}: action {action!r} is unknown; expected {', '.join(ORDER_ACTIONS)}"
         )
+    if action in ("stop", "demote"):
+        raise _StatementError(token.line, MISSING["order-actions"].message(token.text))
     return rsc, action
 
 

@@ -324,7 +324,7 @@ def test_render_refuses_line_breaks() -> None:
         (PRIMS + "colocation c inf: a b node-attribute=site", "colocation takes RSC or RSC:ROLE only"),
         (PRIMS + "order o Mandatory: a:halt b", "'a:halt': action 'halt' is unknown"),
         (PRIMS + "order o Mandatory: a:promote b", "a:promote: a is not a promotable clone"),
-        (PRIMS + "order o Mandatory: a:stop b", "ordering the stop action is not supported yet"),
+        (PRIMS + "order o Mandatory: a:stop b", "orders on the stop or demote action are not supported yet"),
         (PRIMS + "order o Sometimes: a b", "order kind 'Sometimes'; expected Mandatory, Optional, Serialize"),
         (PRIMS + "order o -inf: a b", "order score -inf is negative"),
         (
