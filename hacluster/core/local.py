@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, instance_index
+from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, base_id, instance_index
 from hacluster.core.effects import AgentFinished, Level, Notice, RunAgent
 from hacluster.core.lrm import (
     MAYBE_ACTIVE,
@@ -218,7 +218,7 @@ class LocalResources:
         hand, the probe says which are left)."""
         out = []
         for rid, resource in self._resources.items():
-            if rsc and rid != rsc:
+            if rsc and rsc not in (rid, base_id(rid)):  # a cloned primitive's id: every instance
                 continue
             resource.failcount = 0
             resource.banned_everywhere = False
