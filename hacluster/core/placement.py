@@ -476,7 +476,9 @@ def _score(inp: PlacementInput, unit: _Unit, node: NodeName, state: _State) -> t
     attributes = inp.attributes(node)
     for location in config.locations:
         if location.rsc in ids:
-            for value, _ in location_scores(location, node, attributes):
+            for value, source in location_scores(location, node, attributes):
+                if value <= -INFINITY and location.rules:
+                    return -INFINITY, source  # rule app-needs-db: db is not defined on n2
                 score = add_scores(score, value)
     for colocation in config.colocations:
         if colocation.rsc not in ids or colocation.rsc_role in ("Promoted", "Unpromoted"):

@@ -128,12 +128,12 @@ def location_scores(
         if location.node == node and wanted == role:
             out.append((location.score, f"location {location.id}"))
         return out
-    for index, rule in enumerate(location.rules):
+    for rule in location.rules:
         if (rule.role or wanted) != role:
             continue
         score = rule_score(rule, node, attributes)
         if score is not None:
-            out.append((score, f"location {location.id} rule {index + 1} ({describe_rule(rule)})"))
+            out.append((score, f"rule {location.id}: {why_rule_holds(rule, node, attributes)}"))
     return out
 
 
@@ -147,6 +147,26 @@ def describe_rule(rule: Rule) -> str:
             typed = f"{expression.type}:" if expression.type else ""
             words.append(f"{expression.attribute} {expression.operation} {typed}{expression.value}")
     return f" {rule.boolean_op} ".join(words)
+
+
+def why_rule_holds(rule: Rule, node: str, attributes: NodeAttributes) -> str:
+    """What makes ``rule`` hold on ``node``, as an operator reads it: ``db is not defined on
+    n2``, ``pingd is '0' on n2 (pingd lte 0)``."""
+    view = node_view(node, attributes)
+    held = [e for e in rule.expressions if expression_holds(e, node, attributes)]
+    parts = []
+    for expression in held if rule.boolean_op == "and" else held[:1]:
+        actual = view.get(expression.attribute)
+        if expression.operation == "not_defined" or actual is None:
+            parts.append(f"{expression.attribute} is not defined on {node}")
+        elif expression.operation == "defined":
+            parts.append(f"{expression.attribute} is defined on {node}")
+        else:
+            parts.append(
+                f"{expression.attribute} is {actual!r} on {node} "
+                f"({expression.attribute} {expression.operation} {expression.value})"
+            )
+    return " and ".join(parts) or f"{describe_rule(rule)} holds on {node}"
 
 
 def why_rule_fails(rule: Rule, node: str, attributes: NodeAttributes) -> str:

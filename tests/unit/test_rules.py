@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hacluster.core.cib import Expression, Location, Rule
-from hacluster.core.rules import expression_holds, location_scores, rule_score, why_rule_fails
+from hacluster.core.rules import (
+    expression_holds,
+    location_scores,
+    rule_score,
+    why_rule_fails,
+    why_rule_holds,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,3 +99,26 @@ def test_why_rule_fails_names_the_attribute() -> None:
     assert why_rule_fails(Rule(1, (Expression("pingd", "gt", "0"),)), "n2", {"pingd": "0"}) == (
         "pingd is '0' on n2"
     )
+
+
+def test_why_rule_holds_names_what_bans_the_node() -> None:
+    rule = Rule(-1_000_000, (Expression("pingd", "not_defined"), Expression("pingd", "lte", "0")), "or")
+    assert why_rule_holds(rule, "n2", {}) == "pingd is not defined on n2"
+    assert why_rule_holds(rule, "n2", {"pingd": "0"}) == "pingd is '0' on n2 (pingd lte 0)"
+
+
+def test_a_rule_ban_is_the_reason_placement_gives() -> None:
+    from hacluster.config.resources_crm import parse_resources_crm
+    from hacluster.core.ids import NodeName
+    from hacluster.core.placement import PlacementInput, place
+
+    config = parse_resources_crm(
+        "primitive app Dummy\nlocation app-needs-db app rule -inf: not_defined db\n", "t.crm"
+    )
+    n1, n2 = NodeName("n1"), NodeName("n2")
+    placement = place(
+        PlacementInput(config, (n1, n2), frozenset({n1, n2}), node_attributes={n1: {"db": "1"}})
+    )
+    assert placement.assignment["app"] == n1
+    placement = place(PlacementInput(config, (n1, n2), frozenset({n1, n2}), node_attributes={}))
+    assert "n2: rule app-needs-db: db is not defined on n2" in placement.reasons["app"].text
