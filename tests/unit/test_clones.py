@@ -303,3 +303,26 @@ def test_never_more_promoted_than_promoted_max(seed: int) -> None:
             if op.action is Action.PROMOTE:
                 assert op.resource in newly
                 assert len(maybe | {op.resource}) <= limit
+
+
+def test_simulate_predicts_promotion_and_a_failover() -> None:
+    from hacluster.core.simulate import Demote, Fence, Move, Promote, Start, action_text, predict
+
+    text = PROMOTABLE.replace("property stonith-enabled=false", "primitive f stonith:fence_lab")
+    empty = snap(text, attributes=SCORES)
+    actions = predict(empty)
+    assert Promote("db:1", N2) in actions
+    assert Start("vip", N2) in actions
+    assert actions.index(Promote("db:1", N2)) < actions.index(Start("vip", N2))
+    observed = {**running({"db:0": N1, "db:1": N2, "db:2": N3}), **running({"vip": N2})}
+    roles = {"db:0": {N1: Role.UNPROMOTED}, "db:1": {N2: Role.PROMOTED}, "db:2": {N3: Role.UNPROMOTED}}
+    settled = snap(text, observed, roles=roles, attributes=SCORES)
+    assert predict(settled) == []
+    crashed = predict(settled, crash=["n2"])
+    assert isinstance(crashed[0], Fence)
+    assert Promote("db:0", N1) in crashed
+    assert Move("vip", N2, N1) in crashed or Start("vip", N1) in crashed
+    assert action_text(Promote("db:0", N1)) == "Promote db:0 ( n1 )"
+    lower = replace(settled, node_attributes={**SCORES, N2: {"master-db": "1"}})
+    moved = predict(lower)
+    assert moved.index(Demote("db:1", N2)) < moved.index(Promote("db:0", N1))
