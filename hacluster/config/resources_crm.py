@@ -9,9 +9,9 @@ Theory of operation
    (inside a quoted value too); a line starting with ``#`` is a comment; ``"…"`` quotes
    (with ``\\"`` and ``\\\\`` escapes) and ``'…'`` quotes keep blanks inside a value.
 2. **Grammar.**  The first word (or an unambiguous prefix of it, as crmsh allows) picks a
-   handler in ``_HANDLERS`` (``primitive``, ``group``, ``location``, ``colocation``,
-   ``order``, ``property``, ``rsc_defaults``, ``op_defaults``, ``node``,
-   ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
+   handler in ``_HANDLERS`` (``primitive``, ``group``, ``clone``, ``ms``/``master``,
+   ``location`` (node scores and rules), ``colocation``, ``order``, ``property``,
+   ``rsc_defaults``, ``op_defaults``, ``node``, ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
    checks its own statement and appends model objects; a bad statement becomes one problem
    and parsing goes on.  A construct of a feature not built yet is refused through
    ``features.MISSING``, by name.
