@@ -89,7 +89,7 @@ def test_random_faults_keep_promoted_max(sweep: int) -> None:
             sim.crash(node)
         elif fault == "partition":
             sim.partition([node], [n for n in sim.names if n != node])
-            sim.run_for(rng.randint(200, 2000))
+            sim.run_for(rng.randint(2500, 4000))  # long enough for the majority to fence it
             sim.heal()
         elif fault == "fail_demote":
             for i in range(3):
