@@ -13,6 +13,13 @@ ungrouped primitive.  For every unit and every node the function adds up a score
 - plus colocation scores relative to units placed earlier (``inf`` = must be with,
   ``-inf`` = must not be with).
 
+A unit others must run with (``colocation … inf: dependent unit``) also avoids the nodes where
+one of those dependents cannot run (banned, at its ``migration-threshold``, ``-inf`` location),
+followed along chains of such colocations, as long as that leaves it a node: Pacemaker's
+colocation *influence* (default on; ``critical=false`` on the dependent turns it off).  So a
+resource that failed to start next to its anchor takes the anchor elsewhere instead of staying
+stopped, and a dependent that can run nowhere never stops its anchor.
+
 Units are placed in colocation-dependency order (the ``with`` side first), then by
 ``priority``, then as configured.  Each goes to its best node with a score ≥ 0; ties go to
 the node where it already runs, then the node carrying fewer units, then configuration order.
@@ -38,7 +45,9 @@ promotion is chosen (``_promotions``): among the placed instances with a promoti
 ``role=Promoted`` locations and colocations of the promoted role, the best ``promoted-max``
 (at most ``promoted-node-max`` per node) are Promoted, the others Unpromoted.  Between
 equal scores the instance already promoted keeps the role.  An instance without a
-promotion score is never promoted, as in Pacemaker.
+promotion score is never promoted, as in Pacemaker.  Colocation influence (above) does not
+reach through clones yet: a dependent of a clone, or of its Promoted role, does not move
+the clone's instances or its promotion.
 
 This function does not decide *how* to get there (what to stop first, what must be fenced):
 ``transition.py`` turns a placement and the observed state into a safe plan.
@@ -49,7 +58,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hacluster.core.cib import INFINITY, ClusterConfig, base_id, format_score, instance_id, parse_score
+from hacluster.core.cib import (
+    INFINITY,
+    ClusterConfig,
+    base_id,
+    format_score,
+    instance_id,
+    parse_boolean,
+    parse_score,
+)
 from hacluster.core.ids import NodeName
 from hacluster.core.orders import clone_prerequisite, dependencies, prerequisite_instances
 from hacluster.core.plan import Reason, ReasonCode, Role
@@ -176,6 +193,16 @@ def _meta_int(config: ClusterConfig, rsc: str, name: str, default: int) -> int:
         return default
 
 
+def _is_critical(config: ClusterConfig, rsc: str) -> bool:
+    """``critical`` (default true): may ``rsc`` move what it must run with?  Only an explicit
+    false word turns it off; a malformed value (``check()`` reports it) keeps the default."""
+    text = config.meta_of(rsc, "critical", None)
+    try:
+        return text is None or parse_boolean(text)
+    except ValueError:
+        return True
+
+
 def node_unavailable_reason(config: ClusterConfig, node: NodeName, online: frozenset[NodeName]) -> str | None:
     if node not in online:
         return "offline"
@@ -197,7 +224,7 @@ def place(inp: PlacementInput) -> Placement:
     deps = dependencies(inp.config, len(inp.nodes))
     held_off: dict[str, Reason] = {}
     while True:
-        placement = _place_all(inp, order, held_off)
+        placement = _place_all(inp, order, held_off, unit_of)
         newly = _needing_what_cannot_run(inp.config, deps, placement, held_off)
         if not newly:
             return placement
@@ -271,14 +298,18 @@ class _State:
     roles: dict[str, Role] = field(default_factory=dict)
     """Instance unit id → role, once its clone's promotion is chosen."""
     clone_units: dict[str, list[_Unit]] = field(default_factory=dict)
+    unit_of: Mapping[str, _Unit] = field(default_factory=dict)
+    """Unit id and member id → its unit (colocation influence follows dependents)."""
 
 
-def _place_all(inp: PlacementInput, order: list[_Unit], held_off: Mapping[str, Reason]) -> Placement:
+def _place_all(
+    inp: PlacementInput, order: list[_Unit], held_off: Mapping[str, Reason], unit_of: Mapping[str, _Unit]
+) -> Placement:
     config = inp.config
     assignment: dict[str, NodeName | None] = {}
     reasons: dict[str, Reason] = {}
     scores: dict[str, dict[NodeName, int]] = {}
-    state = _State(load=dict.fromkeys(inp.nodes, 0))
+    state = _State(load=dict.fromkeys(inp.nodes, 0), unit_of=unit_of)
     policy = config.no_quorum_policy()
     remaining: dict[str, int] = {}
     for unit in order:
@@ -417,6 +448,11 @@ def _place_unit(
         if reason:
             why_not[node] = reason
     candidates = [n for n in inp.nodes if scores[n] >= 0 and n not in why_not]
+    pulled = {n: r for n in candidates if (r := _dependent_blocked(inp, unit, n, state.unit_of)) is not None}
+    if pulled and len(pulled) < len(candidates):  # influence only while it leaves somewhere to go
+        for node, reason in pulled.items():
+            scores[node], why_not[node] = -INFINITY, reason
+        candidates = [n for n in candidates if n not in pulled]
     if not candidates:
         per_node = tuple((n, why_not.get(n, f"score {scores[n]}")) for n in inp.nodes)
         detail = "; ".join(f"{n}: {text}" for n, text in per_node)
@@ -460,12 +496,9 @@ def _score(inp: PlacementInput, unit: _Unit, node: NodeName, state: _State) -> t
         return -INFINITY, unavailable
     score = 0
     for member in unit.members:
-        if node in inp.banned.get(member, frozenset()):
-            return -INFINITY, f"{member} failed to start there (cleanup to retry)"
-        threshold = config.migration_threshold_of(member)
-        failures = inp.failcounts.get((member, node), 0)
-        if is_banned_by_failures(failures, threshold):
-            return -INFINITY, f"{member} fail count {failures} reached migration-threshold {threshold}"
+        blocked = _member_blocked(inp, member, node)
+        if blocked is not None:
+            return -INFINITY, blocked
         if node in inp.active.get(member, frozenset()):
             score = add_scores(score, config.stickiness_of(member))
     if unit.clone is not None:
@@ -595,3 +628,53 @@ def _promotion_preference(
         if node in nodes:
             score = add_scores(score, colocation.score)
     return score
+
+
+def _member_blocked(inp: PlacementInput, member: str, node: NodeName) -> str | None:
+    """Why ``member``'s own failures keep it off ``node``, or None."""
+    if node in inp.banned.get(member, frozenset()):
+        return f"{member} failed to start there (cleanup to retry)"
+    threshold = inp.config.migration_threshold_of(member)
+    failures = inp.failcounts.get((member, node), 0)
+    if is_banned_by_failures(failures, threshold):
+        return f"{member} fail count {failures} reached migration-threshold {threshold}"
+    return None
+
+
+def _dependent_blocked(
+    inp: PlacementInput, unit: _Unit, node: NodeName, unit_of: Mapping[str, _Unit]
+) -> str | None:
+    """Why a unit that must run with ``unit`` (directly or along a chain of mandatory
+    colocations) could not run on ``node``, or None: Pacemaker's colocation influence."""
+    config = inp.config
+    seen, frontier = {unit.id}, [unit]
+    while frontier:
+        anchor = frontier.pop()
+        ids = {anchor.id, *anchor.members}
+        for colocation in config.colocations:
+            dependent = unit_of.get(colocation.rsc)
+            if (
+                colocation.with_rsc not in ids
+                or colocation.score < INFINITY
+                or dependent is None
+                or dependent.id in seen
+                or not _is_critical(config, colocation.rsc)
+            ):
+                continue
+            seen.add(dependent.id)
+            frontier.append(dependent)
+            for member in dependent.members:
+                if not _is_critical(config, member):
+                    continue
+                blocked = _member_blocked(inp, member, node)
+                forbidden = any(
+                    loc.rsc in (member, dependent.id)
+                    and loc.node == node
+                    and loc.role is None
+                    and loc.score <= -INFINITY
+                    for loc in config.locations
+                )
+                if blocked is not None or forbidden:
+                    why = blocked or "a location constraint forbids it (-inf)"
+                    return f"{member} cannot run there ({why}) and must run with {colocation.with_rsc}"
+    return None
