@@ -69,7 +69,7 @@ def thread_roundtrip_ms() -> float:
 def trial(env: dict[str, str]) -> dict[str, float]:
     from hacluster.agents import ipaddr2
 
-    agent = ipaddr2.IPaddr2()
+    agent = ipaddr2.IPaddr2Agent()
     ctx = agent.context("start", env)
     marks: list[tuple[str, int]] = []
 
