@@ -25,6 +25,7 @@ import inspect
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -42,7 +43,7 @@ class SeedBlock:
     first: int
     last: int
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[int]:
         return iter(range(self.first, self.last))
 
     def __len__(self) -> int:

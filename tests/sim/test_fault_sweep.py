@@ -66,7 +66,7 @@ than the dead time stalls the daemon past it (the shell writes in its driver loo
 is declared dead and fenced at every boot, and never joins (reported; pauses cover the
 one-off freeze past the dead time)."""
 
-SWEEP_SEEDS = {"test_faults_keep_one_copy_and_converge": 300}
+SWEEP_SEEDS = {"test_faults_keep_one_copy_and_converge": 700}
 
 
 def _config_change(sim: RmSim, rng: random.Random, node: str) -> None:

@@ -349,7 +349,7 @@ property stonith-enabled=false
 """
 
 
-SWEEP_SEEDS = {"test_random_faults_keep_safety_and_liveness": 100}
+SWEEP_SEEDS = {"test_random_faults_keep_safety_and_liveness": 300}
 """Seeds per default sweep (conftest.py); ``--sim-seeds`` and ``--sim-seed`` override."""
 
 
