@@ -181,3 +181,69 @@ def test_new_dc_after_a_stall_does_not_start_a_second_copy() -> None:
     n1 handles its due tick before the queued packets (as the shell's driver loop does),
     becomes DC (lowest name) and plans db on n1 from reports 172 ms old: two copies."""
     run_seed(54, disks=((0, 0), (0, 0), (20, 300), (300, 1500)))
+
+
+# --- each new fault, scripted once --------------------------------------------------------------
+
+
+def _holder(sim: RmSim, rsc: str) -> str:
+    [node] = sim.where(rsc)
+    return node
+
+
+def test_a_stop_hung_past_its_timeout_gets_the_node_fenced_before_the_move(sim_seed: int) -> None:
+    sim = RmSim(2, sim_seed, CONFIG, strict=True, critical_fails=False)
+    sim.settle()
+    old = _holder(sim, "app")
+    sim.hang_agent(old, "app", "stop")
+    asked_at = sim.now_ms
+    sim.propose_config(old, CONFIG + f"node {old} attributes standby=on\n")
+    sim.run_until_true(lambda: bool(sim.fences), 10_000, "the node whose stop hung is fenced")
+    [(fenced_at, _, target)] = sim.fences
+    assert target == old
+    [hung] = [e for e in sim.entries("app", "stop") if e.time_ms > asked_at]
+    assert (hung.node, hung.rc) == (old, 1)
+    assert hung.time_ms - asked_at >= 2000, "killed at the op timeout (2 s), not before"
+    assert any("timed out after 2000 ms" in x.text for _, n, x in sim.notices if n == old)
+    sim.restart(old)
+    sim.settle(10_000)
+    new = _holder(sim, "app")
+    assert new != old
+    assert min(e.time_ms for e in sim.entries("app", "start") if e.node == new) > fenced_at
+    sim.check_handover()
+
+
+def test_a_late_fence_success_starts_nothing_before_the_reply(sim_seed: int) -> None:
+    sim = RmSim(2, sim_seed, CONFIG, strict=True, critical_fails=False, fence_reply_late_ms=(3000, 3000))
+    sim.settle()
+    old = _holder(sim, "vip")
+    sim.crash(old, power_off=False)  # its resources keep running until the switch cuts them
+    sim.run_until_true(lambda: bool(sim.fences), 10_000, "the crashed node is fenced")
+    [(off_at, survivor, _)] = sim.fences
+
+    def started() -> list[int]:
+        return [e.time_ms for e in sim.entries("vip", "start") if e.node == survivor]
+
+    sim.run_until_true(lambda: bool(started()), 10_000, "vip starts on the survivor")
+    first_start = min(started())
+    assert first_start >= off_at + 3000, "the target was off, but nobody had said so yet"
+    sim.check_handover()
+
+
+def test_a_crash_during_a_slow_state_dir_write_keeps_the_old_configuration(sim_seed: int) -> None:
+    sim = RmSim(3, sim_seed, CONFIG, strict=True, critical_fails=False, disk_ms=(400, 400))
+    sim.settle()
+    before = sim.nodes["n3"].config
+    sim.propose_config("n1", CONFIG + "location prefer g 50: n2\n")
+    sim.run_until_true(lambda: any(w.startswith("stall n3") for _, w in sim.faults), 1000, "n3 writes")
+    sim.crash("n3")
+    assert sim.nodes["n3"].config == before, "the write never completed"
+    sim.run_for(1000)
+    assert sim.nodes["n1"].config is not None
+    assert sim.nodes["n1"].config.epoch == (before.epoch if before else 0) + 1
+    sim.restart("n3")
+    sim.run_until_true(lambda: not _fencing_pending(sim), 20_000, "fencing is done")
+    if sim.nodes["n3"].core is None:
+        sim.restart("n3")
+    sim.settle(20_000)
+    assert {sim.core(n).rm.config.epoch for n in sim.live()} == {sim.nodes["n1"].config.epoch}
