@@ -118,7 +118,14 @@ def _step(sim: RmSim, rng: random.Random, hung: list[tuple[str, str, str]]) -> N
     sim.run_for(rng.randint(100, 2500))
 
 
+KNOWN_BUGS = {54: "test_new_dc_after_a_stall_does_not_start_a_second_copy"}
+"""Seeds that fail on a known core bug: each has its own strict-xfail test (which fails once
+the bug is fixed: then drop both entries); the sweep leaves them to it."""
+
+
 def test_faults_keep_one_copy_and_converge(sweep_seed: int) -> None:
+    if sweep_seed in KNOWN_BUGS:
+        return
     run_seed(sweep_seed)
 
 
@@ -176,11 +183,11 @@ def run_seed(seed: int, disks: tuple[tuple[int, int], ...] = DISKS) -> None:
     "starts db on itself while another node is starting it (docs/simulation.md, known bugs)",
 )
 def test_new_dc_after_a_stall_does_not_start_a_second_copy() -> None:
-    """Seed 54 with slower disks: n1 is powered off, comes back, adopts the configuration
-    and stalls 172 ms writing it; meanwhile the old DC n2 moves db to itself.  On resuming
-    n1 handles its due tick before the queued packets (as the shell's driver loop does),
-    becomes DC (lowest name) and plans db on n1 from reports 172 ms old: two copies."""
-    run_seed(54, disks=((0, 0), (0, 0), (20, 300), (300, 1500)))
+    """Seed 54: n1 is powered off, comes back, adopts the configuration and stalls 113 ms
+    writing it; meanwhile the old DC n2 moves db to itself.  On resuming n1 handles its due
+    tick before the queued packets (as the shell's driver loop does), becomes DC (lowest
+    name) and plans db on n1 from reports 113 ms old: two copies of db."""
+    run_seed(54)
 
 
 # --- each new fault, scripted once --------------------------------------------------------------
