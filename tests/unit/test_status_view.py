@@ -9,6 +9,7 @@ import pytest
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.codec import KeyRing
 from hacluster.core.crm import RmSettings
+from hacluster.core.effects import Tick
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.node import NodeCore
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
@@ -67,3 +68,35 @@ def test_the_view_hands_out_typed_reports_not_wire_dictionaries() -> None:
     report = view.reports()["vip"][N1]
     assert report.state.value == "unknown"
     assert view.reports() is not view.reports(), "a fresh value every time: nothing to mutate"
+
+
+def test_every_clone_instance_is_its_own_entry_with_its_clone_and_role() -> None:
+    text = (
+        "property stonith-enabled=false\nprimitive d Dummy\nclone d-clone d\n"
+        "primitive db ocf:pacemaker:Stateful\nclone db-clone db meta promotable=true\n"
+    )
+    resources, _ = resources_document(view_of(text))
+    by_id = {r["id"]: r for r in resources}
+    assert sorted(by_id) == ["d:0", "d:1", "db:0", "db:1"]
+    assert by_id["d:1"]["clone"] == "d-clone"
+    assert "role" not in by_id["d:1"]
+    assert by_id["db:0"]["clone"] == "db-clone"
+    assert by_id["db:0"]["role"] is None  # runs nowhere yet
+
+
+def test_a_tick_steps_the_resource_manager_only_once_its_deadline_has_come() -> None:
+    core = view_of("primitive d ocf:hacluster:Dummy op monitor interval=1s\n")._core
+    steps: list[int] = []
+    step = core.rm.step
+
+    def counted(now_ms: int) -> list[object]:
+        steps.append(now_ms)
+        return step(now_ms)  # type: ignore[return-value]
+
+    core.rm.step = counted  # type: ignore[method-assign,assignment]
+    due = core.rm.next_deadline_ms()
+    core.next_deadline_ms()
+    core.handle(Tick(), due - 1)
+    assert steps == []
+    core.handle(Tick(), due)
+    assert steps == [due]
