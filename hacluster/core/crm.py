@@ -80,6 +80,13 @@ from hacluster.core.rm_messages import (
     encode_plan,
 )
 from hacluster.core.snapshot import ClusterSnapshot, Failure, has_quorum
+from hacluster.core.watchdog import (
+    WATCHDOG_PROPERTY,
+    configured_timeout_ms,
+    watchdog_fencing_ms,
+    watchdog_quorum,
+    watchdog_refusal,
+)
 
 CONFIG_RESEND_MS: Final = 1000
 RETRY_MS: Final = 100
@@ -97,6 +104,8 @@ class RmSettings:
     """``priority-fencing-delay`` when the property is not set: how long a node that runs no
     resource waits before fencing, so that in a split the node running them shoots first."""
     shutdown_timeout_ms: int = 120_000
+    watchdog_ms: int = 0
+    """The timeout of the watchdog this node's daemon pets (0: none), announced in reports."""
     generation: int = 0
     """This incarnation's generation (``NodeCore`` copies membership's): with a counter it
     orders our reports and plans, so a late retransmission never overrides a newer one."""
@@ -191,7 +200,16 @@ class ResourceManager:
         return counts
 
     def has_quorum(self) -> bool:
+        if configured_timeout_ms(self.config) > 0:
+            # Self-fencing needs one side of every split to stand down, two nodes too.
+            return watchdog_quorum(self._s.nodes, self._members | {self._s.node})
         return has_quorum(len(self._s.nodes), len(self._members))
+
+    def watchdogs(self) -> dict[NodeName, int]:
+        """Node → the watchdog timeout it announced (this node's own included)."""
+        out = {node: report.watchdog_ms for node, report in self._reports.items()}
+        out[self._s.node] = self._s.watchdog_ms
+        return out
 
     def devices(self) -> tuple[FenceDeviceSpec, ...]:
         return devices_from_config(self.config, self._s.extra_devices)
@@ -242,6 +260,7 @@ class ResourceManager:
             plan=self._plan,
             extra_fence_devices=self._s.extra_devices,
             node=self._s.node,
+            watchdogs=self.watchdogs(),
         )
 
     def warnings(self) -> list[str]:
@@ -252,9 +271,20 @@ class ResourceManager:
                 "both sides may run the same resources at once"
             )
         elif self._config_ids() and not self.fencing_configured():
+            view = self._view()
+            refusal = watchdog_refusal(view)
+            if configured_timeout_ms(self.config) > 0 and refusal is not None:
+                out.append(f"{WATCHDOG_PROPERTY} is set but self-fencing is refused: {refusal}")
+            if not watchdog_fencing_ms(view):
+                out.append(
+                    "stonith-enabled=true but no fencing device is configured: resources will not start; "
+                    f"configure a stonith device, set {WATCHDOG_PROPERTY} with a watchdog on every node, "
+                    "or set property stonith-enabled=false"
+                )
+        if configured_timeout_ms(self.config) > 0 and not self._s.watchdog_ms:
             out.append(
-                "stonith-enabled=true but no fencing device is configured: resources will not start; "
-                "configure a stonith device or set property stonith-enabled=false"
+                f"{WATCHDOG_PROPERTY} is set but this node pets no watchdog: add watchdog /dev/watchdog "
+                "to ha.cf and restart"
             )
         if self.config.is_maintenance_mode():
             out.append("maintenance-mode is on: resources are neither started, stopped nor monitored")
@@ -573,7 +603,8 @@ class ResourceManager:
         self._next_refresh_ms = now_ms + self._s.refresh_ms
         self._report_seq += 1
         order = (self._s.generation, self._report_seq)
-        out.append(encode(StateReport(order, epoch, digest, probed, self._leaving, resources)))
+        report = StateReport(order, epoch, digest, probed, self._leaving, resources, self._s.watchdog_ms)
+        out.append(encode(report))
         if self._dc == self._s.node and self._sent_plan:
             self._broadcast_plan(out)
 
@@ -688,7 +719,7 @@ class ResourceManager:
 
 def _content(report: StateReport) -> tuple[object, ...]:
     """What the DC plans from in a report (its order aside)."""
-    return (report.epoch, report.digest, report.probed, report.leaving, report.resources)
+    return (report.epoch, report.digest, report.probed, report.leaving, report.resources, report.watchdog_ms)
 
 
 def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:

@@ -9,7 +9,8 @@ one place that knows those fields:
 =================  ============================================================================
 ``hac_state``      ``StateReport``: this node's local state of every resource (``r``: JSON),
                    whether it has probed everything (``pr``), whether it is leaving (``lv``),
-                   its configuration version (``ep``, ``dg``) and order (``sq``)
+                   its configuration version (``ep``, ``dg``) and order (``sq``), and the
+                   timeout of the watchdog it pets (``wd``, ms; absent or 0: none)
 ``hac_plan``       ``PlanMessage``: the DC's plan for configuration epoch ``ep``
 ``hac_cfg``        ``ConfigMessage``: a whole configuration (``cfg``: canonical JSON)
 ``hac_cleanup``    ``CleanupMessage``: forget failures of ``rsc`` on ``node`` (empty: all)
@@ -79,6 +80,8 @@ class StateReport:
     probed: bool
     leaving: bool
     resources: Mapping[str, ResourceReport] = field(default_factory=dict)
+    watchdog_ms: int = 0
+    """The timeout of the watchdog this node pets (0: none); self-fencing needs one everywhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ def encode(message: RmMessage) -> Broadcast:
                 ("lv", str(int(message.leaving))),
                 ("r", encode_resources(message.resources)),
             )
+            if message.watchdog_ms:
+                pairs += (("wd", str(message.watchdog_ms)),)
             return Broadcast(STATE_MSG, pairs)
         case PlanMessage():
             pairs = (
@@ -217,6 +222,7 @@ def decode(delivered: MessageDelivered) -> RmMessage | None:
                 probed=fields.flag("pr"),
                 leaving=fields.flag("lv"),
                 resources=_resources(fields, fields.json("r")),
+                watchdog_ms=fields.integer("wd", minimum=0, absent=0),
             )
         case "hac_plan":
             return PlanMessage(
@@ -275,7 +281,10 @@ class _Fields:
         value = self.raw(name)
         return _text(self, name, value, empty=empty, maximum=maximum)
 
-    def integer(self, name: str, *, minimum: int) -> int:
+    def integer(self, name: str, *, minimum: int, absent: int | None = None) -> int:
+        """``absent``: the value of a field older versions do not send (None: it is required)."""
+        if absent is not None and name not in self._fields:
+            return absent
         return _integer(self, name, self.raw(name), minimum)
 
     def flag(self, name: str) -> bool:

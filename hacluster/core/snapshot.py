@@ -80,6 +80,8 @@ class ClusterSnapshot:
     now_ms: int | None = None
     node: NodeName | None = None
     """The node that took the snapshot."""
+    watchdogs: Mapping[NodeName, int] = field(default_factory=dict)
+    """Node → the watchdog timeout it announced in its reports (ms; 0 or absent: no watchdog)."""
 
     # --- derived facts, each the one definition of its rule ----------------------------------
 

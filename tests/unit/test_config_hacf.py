@@ -320,7 +320,6 @@ def test_warnings(line: str, expected: str | None) -> None:
         "coredumps",
         "coreroot",
         "memreserve",
-        "watchdog",
         "log_badpack",
         "syslogmsgfmt",
         "use_apphbd",
