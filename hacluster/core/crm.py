@@ -603,7 +603,9 @@ class ResourceManager:
         self._next_refresh_ms = now_ms + self._s.refresh_ms
         self._report_seq += 1
         order = (self._s.generation, self._report_seq)
-        report = StateReport(order, epoch, digest, probed, self._leaving, resources, self._s.watchdog_ms)
+        report = StateReport(
+            order, epoch, digest, probed, self._leaving, resources, watchdog_ms=self._s.watchdog_ms
+        )
         out.append(encode(report))
         if self._dc == self._s.node and self._sent_plan:
             self._broadcast_plan(out)
