@@ -491,7 +491,7 @@ class ResourceManager:
             out += self.fencing.request_as_dc(view, self._fencing_delay_ms(view), now_ms)
         elif self.fencing.suspects and self._dc != self._s.node:
             out += self.fencing.fence_suspects(view, self._fencing_delay_ms(view), now_ms)
-        out += self.fencing.attempts.tick(self.devices(), now_ms)
+        out += self.fencing.tick(self.devices(), view.members, now_ms)
         self._reconcile(view, now_ms, out)
         self._report(now_ms, out)
         self._check_shutdown(now_ms, out)

@@ -122,3 +122,37 @@ def test_self_fencing_is_refused_with_the_reason(
 
 def test_stonith_disabled_means_no_self_fencing() -> None:
     assert watchdog_fencing_ms(view(enabled=False)) == 0
+
+
+# --- the peer side: an attempt that waits for the target's own watchdog -----------------------------
+
+
+def test_a_watchdog_fence_waits_the_timeout_and_for_silence_then_releases() -> None:
+    from hacluster.core.effects import Broadcast, Notice
+    from hacluster.core.fencing import Fencing
+
+    snapshot = view()
+    fencing = Fencing(N1)
+    out = fencing.attempts.request(
+        N2, "it left", snapshot.config, (), 0, 1_000, watchdog_fencing_ms(snapshot)
+    )
+    assert [e.code for e in out if isinstance(e, Notice)] == ["FENCING_REQUESTED"]
+    assert "watchdog" in fencing.attempts.pending()[N2]
+    assert fencing.attempts.next_deadline_ms() == 11_000
+    assert fencing.tick((), frozenset({N1}), 10_999) == []  # not yet
+    assert fencing.tick((), frozenset({N1, N2}), 11_000) == []  # still heard from: not reset
+    assert N2 not in fencing.fenced
+    out = fencing.tick((), frozenset({N1}), 12_000)
+    assert N2 in fencing.fenced
+    assert any(isinstance(e, Broadcast) and dict(e.pairs).get("device") == "watchdog" for e in out), out
+    [event] = fencing.attempts.history()
+    assert (event.target, event.device, event.result) == (N2, "watchdog", "ok")
+
+
+def test_without_self_fencing_no_device_means_fencing_impossible() -> None:
+    from hacluster.core.effects import Notice
+    from hacluster.core.fencing import Fencing
+
+    fencing = Fencing(N1)
+    out = fencing.attempts.request(N2, "it left", view("").config, (), 0, 1_000)
+    assert [e.code for e in out if isinstance(e, Notice)] == ["FENCING_IMPOSSIBLE"]
