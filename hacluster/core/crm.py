@@ -146,6 +146,8 @@ class ResourceManager:
         self._last_step_ms: int | None = None
         self._hold_until_ms: int | None = None
         """After this node was frozen past deadtime: start nothing before this time."""
+        self._lost_quorum_running: tuple[str, ...] = ()
+        """Self-fencing: what ran here when this partition lost quorum (kept: the node resets)."""
         self._adopt(config, settings.node, now_ms, announce=False)
 
     # --- queries ----------------------------------------------------------------------
@@ -261,6 +263,7 @@ class ResourceManager:
             extra_fence_devices=self._s.extra_devices,
             node=self._s.node,
             watchdogs=self.watchdogs(),
+            lost_quorum_running=self._lost_quorum_running,
         )
 
     def warnings(self) -> list[str]:
@@ -480,6 +483,10 @@ class ResourceManager:
         self._expire_failures(now_ms, out)
         ignores_quorum = self.config.no_quorum_policy() == "ignore"
         out += self.fencing.on_quorum(self.has_quorum(), ignores_quorum=ignores_quorum)
+        if not self._lost_quorum_running and not self.has_quorum() and configured_timeout_ms(self.config) > 0:
+            # Noted before this step stops anything: a quick stop must not hide it from the
+            # watchdog verdict, which peers count on (core/watchdog.py).
+            self._lost_quorum_running = tuple(self.local.active())
         self._elect(out)
         view = self._view()
         if self._dc == self._s.node and (

@@ -82,6 +82,8 @@ class ClusterSnapshot:
     """The node that took the snapshot."""
     watchdogs: Mapping[NodeName, int] = field(default_factory=dict)
     """Node → the watchdog timeout it announced in its reports (ms; 0 or absent: no watchdog)."""
+    lost_quorum_running: tuple[str, ...] = ()
+    """Self-fencing: what ran on this node when its partition lost quorum (empty: nothing, or never)."""
 
     # --- derived facts, each the one definition of its rule ----------------------------------
 

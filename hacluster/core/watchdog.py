@@ -9,9 +9,13 @@ alone protects against hangs; **self-fencing** (Pacemaker's ``stonith-watchdog-t
 without a disk) builds fencing on it, for clusters with no power switch:
 
 - **This node** (``pet_verdict``) stops petting — for good: the shell never asks again once
-  the verdict was no (``shell/watchdog.py``) — when it may
-  run a resource it can no longer be trusted with: its partition lost quorum while something
-  of it is not stopped, or a stop failed here and no fence device can reach this node.
+  the verdict was no (``shell/watchdog.py``) — when it may run a resource it can no longer be
+  trusted with: its partition lost quorum while something of it was active (noted by the
+  resource manager at the step that lost it, ``lost_quorum_running``, so that a stop
+  finishing before the next pet does not hide it), or a stop failed here and no fence device
+  can reach this node.  A node that ran nothing when it lost quorum keeps petting: without
+  quorum it starts nothing, so it has nothing to reset for (and one booting alone does not
+  reboot in a loop).
 - **Its peers** (``watchdog_fencing_ms``) count a lost node as fenced once
   ``stonith-watchdog-timeout`` has passed since it fell silent.  The timing budget: the lost
   node noticed the loss about when we did (both wait ``deadtime``; their last packets are at
@@ -124,8 +128,11 @@ def pet_verdict(view: ClusterSnapshot) -> PetVerdict:
     if configured_timeout_ms(view.config) <= 0 or not view.config.is_stonith_enabled():
         return HEALTHY  # a plain watchdog: only a hung daemon resets the node
     mine = {rsc: states[node] for rsc, states in view.observed.items() if node in states}
-    if not view.has_quorum:
-        running = sorted(rsc for rsc, state in mine.items() if state is not LocalState.STOPPED)
+    if not view.has_quorum or view.lost_quorum_running:
+        running = sorted(
+            {rsc for rsc, state in mine.items() if state is not LocalState.STOPPED}
+            | set(view.lost_quorum_running)
+        )
         if running:
             return PetVerdict(
                 False,
