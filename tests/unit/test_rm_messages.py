@@ -66,6 +66,8 @@ EXAMPLES: list[RmMessage] = [
             "db": ResourceReport(LocalState.FAILED, 2, True, "monitor (every 1000 ms)", 1, "it broke"),
             "app": ResourceReport(LocalState.STARTED, role=Role.PROMOTED),
         },
+        down=frozenset({N1, NodeName("n3")}),
+        lost=frozenset({NodeName("n4")}),
     ),
     PlanMessage(
         4,
@@ -106,6 +108,15 @@ def test_the_wire_form_of_a_report_is_the_compact_json_peers_already_send() -> N
     assert json.loads(pairs["r"]) == {"db": {"s": "failed", "fc": 2, "ba": 1, "op": "start", "rc": 1}}
 
 
+def test_a_report_of_the_previous_version_has_no_down_or_lost_nodes() -> None:
+    """``dn`` and ``ls`` came later: a node that does not send them still reports."""
+    old = Broadcast(STATE_MSG, tuple((k, v) for k, v in encode(EXAMPLES[1]).pairs if k not in ("dn", "ls")))
+    report = decode(delivered(old))
+    assert isinstance(report, StateReport)
+    assert (report.down, report.lost) == (frozenset(), frozenset())
+    assert dict(encode(EXAMPLES[1]).pairs)["dn"] == "n1,n3"
+
+
 def test_an_unknown_message_type_is_not_an_error() -> None:
     assert decode(MessageDelivered(N2, "hac_from_a_newer_version", (("x", "1"),))) is None
 
@@ -138,6 +149,10 @@ PLAN = encode(EXAMPLES[2])
         (STATE, "r", '{"vip": {"s": "started", "ro": "Boss"}}', "r.vip.ro is not a role"),
         (STATE, "r", '{"": {"s": "started"}}', "r: resource id is empty"),
         (STATE, "r", "[" * 100_000 + "]" * 100_000, "r is not JSON"),
+        (STATE, "dn", "n1,,n3", "dn[1] is empty"),
+        (STATE, "dn", "n1,n1", "dn names a node twice"),
+        (STATE, "ls", "n" * 256, "ls[0] is longer than 255 characters"),
+        (STATE, "ls", ",".join(f"n{i}" for i in range(20_000)), "ls is longer than 256 node names"),
         (PLAN, "plan", '{"a": {}, "why": {"x": "t"}, "code": {}, "fence": []}', "name different resources"),
         (
             PLAN,
