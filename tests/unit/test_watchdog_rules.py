@@ -156,3 +156,7 @@ def test_without_self_fencing_no_device_means_fencing_impossible() -> None:
     fencing = Fencing(N1)
     out = fencing.attempts.request(N2, "it left", view("").config, (), 0, 1_000)
     assert [e.code for e in out if isinstance(e, Notice)] == ["FENCING_IMPOSSIBLE"]
+
+
+def test_a_node_booting_alone_before_its_probes_keeps_petting() -> None:
+    assert pet_verdict(view(has_quorum=False, observed={"db": {N2: LocalState.UNKNOWN}})).pet
