@@ -43,7 +43,7 @@ from typing import Final
 from hacluster.core.cib import ClusterConfig, parse_time_ms
 from hacluster.core.fence_devices import levels_for
 from hacluster.core.ids import NodeName
-from hacluster.core.lrm import LocalState
+from hacluster.core.lrm import MAYBE_ACTIVE, LocalState
 from hacluster.core.snapshot import ClusterSnapshot
 
 WATCHDOG_PROPERTY: Final = "stonith-watchdog-timeout"
@@ -67,6 +67,9 @@ class PetVerdict:
 
 
 HEALTHY: Final = PetVerdict(True, PetCode.HEALTHY, "healthy")
+_ACTIVE: Final = MAYBE_ACTIVE - {LocalState.UNKNOWN}
+"""What counts as running here; not yet probed (unknown) does not: this daemon started nothing
+yet, and a node that boots alone, without quorum, must not reset for it."""
 
 
 def configured_timeout_ms(config: ClusterConfig) -> int:
@@ -130,8 +133,7 @@ def pet_verdict(view: ClusterSnapshot) -> PetVerdict:
     mine = {rsc: states[node] for rsc, states in view.observed.items() if node in states}
     if not view.has_quorum or view.lost_quorum_running:
         running = sorted(
-            {rsc for rsc, state in mine.items() if state is not LocalState.STOPPED}
-            | set(view.lost_quorum_running)
+            {rsc for rsc, state in mine.items() if state in _ACTIVE} | set(view.lost_quorum_running)
         )
         if running:
             return PetVerdict(
