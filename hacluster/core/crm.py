@@ -488,6 +488,10 @@ class ResourceManager:
             # Noted before this step stops anything: a quick stop must not hide it from the
             # watchdog verdict, which peers count on (core/watchdog.py).
             self._lost_quorum_running = tuple(self.local.active())
+        fenced = self.fencing.fenced
+        out += self.fencing.tick(self.devices(), self._members | {self._s.node}, now_ms)
+        if self.fencing.fenced != fenced:
+            self._dirty = True  # a self-fencing wait ended: plan with it at once
         self._elect(out)
         view = self._view()
         if self._dc == self._s.node and (
