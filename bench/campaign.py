@@ -104,6 +104,13 @@ class Options:
     keep: Path | None = None
     """Copy the daemons' logs, the journal and the power log here before the lab is removed."""
 
+    def as_dict(self) -> dict[str, Any]:
+        """The options as the results file keeps them: JSON values only (``keep`` as text)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "results"}
+        out["keep"] = None if self.keep is None else str(self.keep)
+        out["kinds"] = None if self.kinds is None else list(self.kinds)
+        return out
+
     def replay_command(self) -> str:
         kinds = f" --kinds {','.join(self.kinds)}" if self.kinds else ""
         return (
@@ -171,7 +178,7 @@ class Summary:
         passed, audited = self.audits()
         return {
             "seed": self.seed,
-            "options": {k: v for k, v in dataclasses.asdict(options).items() if k != "results"},
+            "options": options.as_dict(),
             "replay": options.replay_command(),
             "machine": machine(),
             "steps": len(self.steps),

@@ -233,6 +233,10 @@ class RunAgent:
     interval_ms: int
     timeout_ms: int
     depth: int = 0
+    meta: tuple[tuple[str, str], ...] = ()
+    """``CRM_meta_*`` keys for the agent's environment (``CRM_meta_clone``,
+    ``CRM_meta_clone_max`` …, Pacemaker's names); the executor exports each one as
+    ``OCF_RESKEY_CRM_meta_*``.  Empty for a resource outside clones."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from hacluster.core.cib import ClusterConfig
 from hacluster.core.fence_devices import FenceDeviceSpec, devices_from_config
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
-from hacluster.core.plan import Plan
+from hacluster.core.plan import Plan, Role
 
 
 def has_quorum(nodes: int, members: int) -> bool:
@@ -61,6 +61,9 @@ class ClusterSnapshot:
     observed: Mapping[str, Mapping[NodeName, LocalState]]
     """Resource → node → the state that node last reported (its own state for the node that
     took the snapshot); lost nodes keep their last report."""
+    roles: Mapping[str, Mapping[NodeName, Role]] = field(default_factory=dict)
+    """Instance → node → the role reported there, for promotable clones' instances (a
+    resource not listed has no role other than Started)."""
     failcounts: Mapping[tuple[str, NodeName], int] = field(default_factory=dict)
     failures: Mapping[tuple[str, NodeName], Failure] = field(default_factory=dict)
     banned_everywhere: frozenset[str] = frozenset()
@@ -80,6 +83,9 @@ class ClusterSnapshot:
     now_ms: int | None = None
     node: NodeName | None = None
     """The node that took the snapshot."""
+    node_attributes: Mapping[NodeName, Mapping[str, str]] | None = None
+    """Node → attributes for rules and promotion scores (permanent merged with transient,
+    ``core.attributes``); None: the configuration's permanent ones."""
     watchdogs: Mapping[NodeName, int] = field(default_factory=dict)
     """Node → the watchdog timeout it announced in its reports (ms; 0 or absent: no watchdog)."""
     lost_quorum_running: tuple[str, ...] = ()
@@ -93,8 +99,13 @@ class ClusterSnapshot:
         return self.members - self.leaving
 
     def managed_ids(self) -> list[str]:
-        """Every configured primitive that is not a fence device, in configuration order."""
-        return [p.id for p in self.config.primitives if p.agent_class != "stonith"]
+        """Every resource the cluster runs (fence devices aside; clone instances, ``d:0`` …,
+        for a cloned primitive), in configuration order."""
+        return list(self.config.runnable_ids(len(self.nodes)))
+
+    def role(self, rsc: str, node: NodeName) -> Role:
+        """The role ``node`` last reported for ``rsc`` (Started: none other)."""
+        return self.roles.get(rsc, {}).get(node, Role.STARTED)
 
     def must_fence(self) -> bool:
         """Fencing is on and there is something to protect."""

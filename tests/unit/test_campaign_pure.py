@@ -4,6 +4,7 @@ tests/integration/test_campaign.py."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+from campaign import Options, Summary
 from campaign_audit import Expected, convergence_problems, scan_log
 from campaign_config import CHANGES, Context, Variant, build_model
 from campaign_schedule import KINDS, Schedule
@@ -216,3 +218,17 @@ def test_a_traceback_is_found_with_its_lines() -> None:
     assert findings[0].node == "n2"
     assert "ZeroDivisionError: division by zero" in findings[0].detail
     assert "OWN_STATE" not in findings[0].detail
+
+
+# --- the results file --------------------------------------------------------------------------
+
+
+def test_the_results_of_a_run_kept_with_keep_are_json() -> None:
+    """Regression (seed 3002092346, 4 nodes, 16 minutes, --keep): 377 steps passed every audit,
+    then writing bench/results/*.json failed on the ``keep`` path (not JSON serialisable),
+    so the run exited 1 with a traceback and no results file."""
+    options = Options(seed=3002092346, minutes=16, nodes=4, kinds=("crash", "move"), keep=Path("/tmp/k"))
+    data = json.loads(json.dumps(Summary(seed=options.seed).as_dict(options)))
+    assert data["options"]["keep"] == "/tmp/k"
+    assert data["options"]["kinds"] == ["crash", "move"]
+    assert "results" not in data["options"]
