@@ -1263,6 +1263,7 @@ _PROPERTY_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
             "priority-fencing-delay",
             "cluster-delay",
             "election-timeout",
+            "stonith-watchdog-timeout",
         )
     },
     **{
