@@ -12,9 +12,15 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+if [ -z "${HACLUSTER_INSTALL_LOCKED:-}" ]; then  # install-deps holds it already
+    exec 9>/run/lock/hacluster-install.lock
+    flock 9
+fi
+
 policy=/usr/sbin/policy-rc.d
 restore_policy=""
-if [ -e "$policy" ]; then
+# A policy-rc.d of ours is a leftover of an interrupted run, not the machine's own.
+if [ -e "$policy" ] && ! grep -q "hacluster install" "$policy"; then
     cp -a "$policy" "$policy.hacluster-saved"
     restore_policy=yes
 fi
