@@ -150,8 +150,19 @@ class KeyMessageToSend:
     pairs: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class AttributeRequested:
+    """``crm_attribute -l reboot``, ``attrd_updater``, ``hacrm node attribute --lifetime reboot``:
+    set (``value`` None: remove) transient attribute ``name`` of ``node`` (``core/attributes.py``)."""
+
+    node: NodeName
+    name: str
+    value: str | None
+
+
 OperatorInput = (
     ProposeConfig
+    | AttributeRequested
     | CleanupRequested
     | FenceRequested
     | FenceConfirmed
@@ -233,6 +244,9 @@ class RunAgent:
     interval_ms: int
     timeout_ms: int
     depth: int = 0
+    meta: tuple[tuple[str, str], ...] = ()
+    """``CRM_meta_*`` keys (clone instance meta, notification variables): the executor
+    exports each as ``OCF_RESKEY_CRM_meta_*``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hacluster.core.attributes import PING_ATTRIBUTE_DEFAULT
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.fence_devices import FenceDeviceSpec, devices_from_config
 from hacluster.core.ids import NodeName
@@ -73,6 +74,11 @@ class ClusterSnapshot:
     fence_pending: Mapping[NodeName, str] = field(default_factory=dict)
     leaving: frozenset[NodeName] = frozenset()
     has_quorum: bool = True
+    transient_attributes: Mapping[NodeName, Mapping[str, str]] = field(default_factory=dict)
+    """Member → its transient node attributes (``core/attributes.py``); permanent ones are in
+    ``config``, and ``attributes.node_attributes`` merges the two."""
+    ping_attribute: str = PING_ATTRIBUTE_DEFAULT
+    """The attribute that holds each node's connectivity (ipfail compares it)."""
     dc: NodeName | None = None
     plan: Plan | None = None
     extra_fence_devices: tuple[FenceDeviceSpec, ...] = ()

@@ -210,6 +210,7 @@ class Daemon:
             resource_d=(resource_dir(config),),
             rsc_tmp=Path(config.state_dir) / "rsctmp",
             in_process=in_process_agents(),
+            api_socket=str(config.api_socket),
         )
         self.fencer = Fencer()
         self.history = History(Path(config.state_dir), node)
@@ -422,6 +423,7 @@ class Daemon:
             timeout_ms=request.timeout_ms,
             interval_ms=request.interval_ms,
             depth=request.depth,
+            meta=request.meta,
         )
         result = await self.executor.run(op)
         finished = AgentFinished(
