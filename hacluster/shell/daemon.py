@@ -241,6 +241,9 @@ class Daemon:
             refresh_ms=max(200, min(2000, 10 * config.keepalive_ms)),
             extra_devices=hacf_fence_devices(config),
             fencing_delay_ms=config.keepalive_ms + 100,
+            ping_attribute=config.pingd_attribute,
+            ping_multiplier=config.pingd_multiplier,
+            ping_dampen_ms=config.pingd_dampen_ms,
         )
         self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
         for warning in self._warnings:
