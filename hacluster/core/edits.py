@@ -167,7 +167,7 @@ def pins(config: ClusterConfig) -> list[tuple[str, str, str, int | None]]:
     for location in config.locations:
         if location.id.startswith(PIN_PREFIX):
             raw = config.node_attribute(location.node, pin_until_attribute(location.rsc))
-            until = int(raw) if raw is not None and raw.isdigit() else None
+            until = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
             out.append((location.id, location.rsc, location.node, until))
     return out
 

@@ -61,8 +61,9 @@ def devices_from_config(
         delay_max = _time_param(params, "pcmk_delay_max")
         retries = 2
         for key in ("pcmk_reboot_retries", "pcmk_off_retries"):
-            if params.get(key, "").isdigit():
-                retries = int(params[key])
+            text = params.get(key, "")
+            if text.isascii() and text.isdigit():  # str.isdigit alone takes "²", which int refuses
+                retries = int(text)
         timeout = 60_000
         for op in primitive.ops:
             if op.name in ("off", "reboot") and op.timeout_ms > 0:
