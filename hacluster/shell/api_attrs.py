@@ -81,7 +81,7 @@ async def attribute_update(daemon: Daemon, request: Request) -> Answer:
             daemon, request, lambda c: edits.set_node_attribute(c, nodes_of(daemon), node, name, value)
         )
         return {**answer, "node": node, "name": name, "lifetime": lifetime}
-    if node not in daemon.view().members():
+    if node != daemon.node and node not in daemon.view().members():
         raise ApiError(
             "NODE_NOT_ACTIVE",
             f"{node} is not an active member: a transient (--lifetime reboot) attribute lives only "

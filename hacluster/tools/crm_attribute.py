@@ -110,10 +110,13 @@ def main(argv: Sequence[str]) -> str:
                 "attribute_update", node=target.node, name=target.name, value=value, lifetime=target.lifetime
             )
         return ""
-    return _query(target, args.default, quiet=args.quiet)
+    either = args.lifetime is None and args.type is None and args.promotion is None
+    return _query(target, args.default, quiet=args.quiet, either=either)
 
 
-def _query(target: Target, default: str | None, *, quiet: bool) -> str:
+def _query(target: Target, default: str | None, *, quiet: bool, either: bool = False) -> str:
+    """The value; ``either``: no lifetime was named, so the value the scheduler reads (a
+    transient one over a permanent one) answers."""
     if target.kind == "property":
         value = call("property_query")["properties"].get(target.name)
         node = ""
@@ -124,7 +127,10 @@ def _query(target: Target, default: str | None, *, quiet: bool) -> str:
             known = ", ".join(answer["nodes"])
             raise ToolError(f"no node named {node!r}; configured nodes: {known}", EXIT_NOSUCH)
         entry = answer["nodes"][node].get(target.name)
-        value = entry["value"] if entry is not None and entry["lifetime"] == target.lifetime else None
+        matches = entry is not None and (either or entry["lifetime"] == target.lifetime)
+        value = entry["value"] if entry is not None and matches else None
+        if entry is not None and matches:
+            target = Target("node", target.name, node, entry["lifetime"])
     if value is None:
         value = default
     if value is None:
