@@ -64,6 +64,15 @@ and Heartbeat v2 accepted; the underscore spellings there are handled by
 ``modernize_properties`` for every known option.
 """
 
+NEWER_NAMES: Final[dict[str, str]] = {
+    "fencing-enabled": "stonith-enabled",
+    "fencing-action": "stonith-action",
+    "fencing-timeout": "stonith-timeout",
+}
+"""Pacemaker 3.x's names of options we know by their Pacemaker 2 names: read silently as those
+(both are valid; a Pacemaker 3 CIB's ``fencing-enabled=false`` must not leave fencing on).
+Pacemaker's own scheduler regression inputs (``shared/pacemaker-scheduler``) use them."""
+
 OLD_STACKS: Final = frozenset(
     ["heartbeat", "openais", "classic openais", "classic openais (with plugin)", "cman"]
 )
@@ -91,6 +100,10 @@ def modernize_properties(
                 "its own stack; ignored; remove it",
             )
         )
+    for newer, name in NEWER_NAMES.items():
+        if newer in properties:
+            value = properties.pop(newer)
+            properties.setdefault(name, value)
     for name in list(properties):
         target = OBSOLETE_PROPERTIES.get(name)
         modern = name.replace("_", "-")

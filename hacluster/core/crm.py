@@ -533,6 +533,7 @@ class ResourceManager:
         self._last_step_ms = now_ms
         out: list[RmEffect] = []
         self._expire_failures(now_ms, out)
+        self._adopt_known_down(out)
         self._settle_connectivity(now_ms, out)
         ignores_quorum = self.config.no_quorum_policy() == "ignore"
         out += self.fencing.on_quorum(self.has_quorum(), ignores_quorum=ignores_quorum)
@@ -544,9 +545,9 @@ class ResourceManager:
             self._dirty = False
             self._compute_plan(view, out)
             view = self._follow_up(view, now_ms, out)
-            out += self.fencing.request_as_dc(view, self._fencing_delay_ms(view), now_ms)
+            out += self.fencing.request_as_dc(view, self._fencing_delay_ms(view, now_ms), now_ms)
         elif self.fencing.suspects and self._dc != self._s.node:
-            out += self.fencing.fence_suspects(view, self._fencing_delay_ms(view), now_ms)
+            out += self.fencing.fence_suspects(view, self._fencing_delay_ms(view, now_ms), now_ms)
         out += self.fencing.attempts.tick(self.devices(), now_ms)
         self._reconcile(view, now_ms, out)
         self._report(now_ms, out)
@@ -616,13 +617,27 @@ class ResourceManager:
         out.append(encode(ConfigMessage(edit.config)))
         return self._view()
 
-    def _fencing_delay_ms(self, view: ClusterSnapshot) -> int:
+    def _adopt_known_down(self, out: list[RmEffect]) -> None:
+        """Nodes never heard here that the members' reports vouch for (``Fencing.adopt_known_down``)."""
+        if not self.fencing.unseen:
+            return
+        members = {m: r for m, r in self._reports.items() if m in self._members}
+        adopted = self.fencing.adopt_known_down(
+            {m: r.down for m, r in members.items()}, {m: r.lost for m, r in members.items()}
+        )
+        if adopted:
+            self._dirty = True
+            out += adopted
+
+    def _fencing_delay_ms(self, view: ClusterSnapshot, now_ms: int) -> int:
+        hold = self._hold_until_ms
         return request_delay_ms(
             self.config,
             self._s.fencing_delay_ms,
             len(self._s.nodes),
             runs_something=self.local.runs_something(),
             has_quorum=view.has_quorum,
+            hold_ms=0 if hold is None else max(0, hold - now_ms),
         )
 
     def _broadcast_plan(self, out: list[RmEffect]) -> None:
@@ -653,14 +668,16 @@ class ResourceManager:
         resources = self.local.reports()
         epoch, digest = self._version()
         attributes = dict(self._attributes)
-        content = (epoch, digest, probed, self._leaving, resources, attributes)
+        down, lost = self.fencing.known_down(), self.fencing.seen_lost()
+        content = (epoch, digest, probed, self._leaving, resources, down, lost, attributes)
         if content == self._sent_report and now_ms < self._next_refresh_ms:
             return
         self._sent_report = content
         self._next_refresh_ms = now_ms + self._s.refresh_ms
         self._report_seq += 1
         order = (self._s.generation, self._report_seq)
-        out.append(encode(StateReport(order, epoch, digest, probed, self._leaving, resources, attributes)))
+        report = StateReport(order, epoch, digest, probed, self._leaving, resources, down, lost, attributes)
+        out.append(encode(report))
         if self._dc == self._s.node and self._sent_plan:
             self._broadcast_plan(out)
 

@@ -17,10 +17,17 @@ resources starts elsewhere.
   A node lost without one is *unclean* until fenced.  One that comes back with the same
   generation after being declared dead while we had quorum is a *suspect*: it may have run
   resources meanwhile, so it stays out of our membership until fenced.
+- **Word of the members** (``Fencing.adopt_known_down``): a node we never heard from since we
+  started (dead at ``initdead``) is unclean only for want of knowledge.  Every report says
+  which nodes its sender knows are down (a goodbye, or fenced) and which it saw vanish
+  without a goodbye; a node a member vouches for, and that no member saw vanish, is down,
+  not fenced again.  Startup fencing of a node nobody knows stays.
 - **Devices and levels** come from ``fence_devices.py``.
 - **Delays** settle split brain deterministically (``request_delay_ms``): the node that runs
   resources fences at once; the node that does not waits ``priority-fencing-delay``, long
-  enough to be shot first.  A device's ``pcmk_delay_base`` adds to it.
+  enough to be shot first.  A device's ``pcmk_delay_base`` adds to it.  A node just back
+  from a freeze longer than the dead time waits out its hold first: the peer that declared
+  it dead is already fencing it, and must not be shot by it.
 - **Never the victim itself**: the executor is a member other than the target; the DC that
   must be fenced itself asks another member (``FenceRequest``).
 - **Failure** of every level leaves the target unfenced: its resources stay where they are
@@ -34,6 +41,7 @@ Every attempt ends in the history (target, executor, device, result, duration).
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -366,7 +374,13 @@ def priority_fencing_delay_ms(config: ClusterConfig, default_ms: int) -> int:
 
 
 def request_delay_ms(
-    config: ClusterConfig, default_ms: int, nodes: int, *, runs_something: bool, has_quorum: bool
+    config: ClusterConfig,
+    default_ms: int,
+    nodes: int,
+    *,
+    runs_something: bool,
+    has_quorum: bool,
+    hold_ms: int = 0,
 ) -> int:
     """How long to wait before fencing a node we just lost.
 
@@ -378,6 +392,11 @@ def request_delay_ms(
     meanwhile (``Fencing.on_quorum``).  A partition fencing without quorum
     (``no-quorum-policy=ignore``) waits ``priority-fencing-delay`` more, so that a quorate
     side fencing it shoots first.
+
+    ``hold_ms``: this node is back from a freeze longer than the dead time and starts nothing
+    for that long (``NODE_WAS_FROZEN``).  The peer that declared it dead is already counting
+    down to fence it, and what it runs is being stopped, so it waits out the hold: the frozen
+    node never shoots the healthy one (a peer that really died is fenced that much later).
     """
     priority = priority_fencing_delay_ms(config, default_ms)
     delay = 0 if runs_something else priority
@@ -385,7 +404,7 @@ def request_delay_ms(
         delay = max(delay, default_ms)
     if not has_quorum:
         delay += priority
-    return delay
+    return max(delay, hold_ms)
 
 
 # --- the orchestration -------------------------------------------------------------------------------
@@ -408,10 +427,22 @@ class Fencing:
         absence, so if one comes back with the same generation it is a suspect.  One lost
         while we never had quorum just rejoins: nothing here acted meanwhile (else three nodes
         split three ways would all be suspects to each other, without quorum, forever)."""
+        self.unseen: set[NodeName] = set()
+        """Unclean nodes we never heard from since we started (dead at initdead): we cannot
+        know how they left, but members that were there may (``adopt_known_down``)."""
 
     @property
     def fenced(self) -> frozenset[NodeName]:
         return self.attempts.fenced
+
+    def known_down(self) -> frozenset[NodeName]:
+        """Nodes we saw stop cleanly or be fenced (and not heard since): our reports' ``down``."""
+        return frozenset(self.clean_exits | self.attempts.fenced)
+
+    def seen_lost(self) -> frozenset[NodeName]:
+        """Nodes we saw vanish without a goodbye, not fenced yet: our reports' ``lost``.  Not
+        the ones we never heard (``unseen``): of those we know nothing."""
+        return frozenset(self.unclean.keys() - self.unseen)
 
     def on_peer_change(
         self, change: NodeStateChanged, generation: int | None, *, must_fence: bool
@@ -422,14 +453,20 @@ class Fencing:
         if change.new == "dead" and change.graceful:
             self.clean_exits.add(node)
             self.unclean.pop(node, None)
+            self.unseen.discard(node)
             self.suspects.discard(node)
             out += self.attempts.cancel(node, "it stopped gracefully")
         elif change.new == "dead":
             self.clean_exits.discard(node)
             if node not in self.attempts.fenced:
                 self.unclean[node] = generation
+            if change.old == "init":
+                self.unseen.add(node)
+            else:
+                self.unseen.discard(node)
         elif change.new in ("init", "up", "active"):
             self.clean_exits.discard(node)
+            self.unseen.discard(node)
             same_incarnation = node in self.unclean and self.unclean[node] == generation
             if node in self.unclean_quorate and same_incarnation and must_fence:
                 if node not in self.suspects:
@@ -446,6 +483,44 @@ class Fencing:
                 self.unclean.pop(node, None)
                 self.suspects.discard(node)
                 self.attempts.forget(node)
+        return out
+
+    def adopt_known_down(
+        self,
+        down: Mapping[NodeName, frozenset[NodeName]],
+        lost: Mapping[NodeName, frozenset[NodeName]],
+    ) -> list[FencingEffect]:
+        """Never heard from since we started, but a member saw it stop cleanly or be fenced
+        (and no member saw it vanish since): it is down, not unclean.
+
+        ``down`` and ``lost`` are each member's latest report (member → nodes).  Without this
+        a node that started after another one left (its daemon restarted, or it was fenced
+        and booted) and then became DC fenced every node it had never seen: power-cycling a
+        node an operator had stopped cleanly.  A member's word can only be stale if the node
+        came back while that member was away, and then the node ran in a partition with
+        quorum that fenced the absent member (or the member restarted): either way it would
+        not remember.
+        """
+        out: list[FencingEffect] = []
+        for node in sorted(self.unseen & self.unclean.keys()):
+            witnesses = sorted(m for m, nodes in down.items() if m != node and node in nodes)
+            if not witnesses or any(node in nodes for m, nodes in lost.items() if m != node):
+                continue
+            del self.unclean[node]
+            self.unseen.discard(node)
+            self.unclean_quorate.discard(node)
+            self.clean_exits.add(node)
+            who = ", ".join(witnesses)
+            out += self.attempts.cancel(node, f"{who} saw it stop cleanly or be fenced")
+            out.append(
+                Notice(
+                    "NODE_KNOWN_DOWN",
+                    Level.INFO,
+                    f"{node} was never heard here, but {who} saw it stop cleanly or be fenced: "
+                    "it is down, not fencing it",
+                    (("node", node), ("witnesses", who)),
+                )
+            )
         return out
 
     def on_quorum(self, has_quorum: bool, *, ignores_quorum: bool) -> list[FencingEffect]:

@@ -13,6 +13,13 @@ ungrouped primitive.  For every unit and every node the function adds up a score
 - plus colocation scores relative to units placed earlier (``inf`` = must be with,
   ``-inf`` = must not be with).
 
+A unit others must run with (``colocation … inf: dependent unit``) also avoids the nodes where
+one of those dependents cannot run (banned, at its ``migration-threshold``, ``-inf`` location),
+followed along chains of such colocations, as long as that leaves it a node: Pacemaker's
+colocation *influence* (default on; ``critical=false`` on the dependent turns it off).  So a
+resource that failed to start next to its anchor takes the anchor elsewhere instead of staying
+stopped, and a dependent that can run nowhere never stops its anchor.
+
 Units are placed in colocation-dependency order (the ``with`` side first), then by
 ``priority``, then as configured.  Each goes to its best node with a score ≥ 0; ties go to
 the node where it already runs, then the node carrying fewer units, then configuration order.
@@ -34,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hacluster.core.cib import INFINITY, ClusterConfig, format_score, parse_score
+from hacluster.core.cib import INFINITY, ClusterConfig, format_score, parse_boolean, parse_score
 from hacluster.core.ids import NodeName
 from hacluster.core.orders import dependencies
 from hacluster.core.plan import Reason, ReasonCode
@@ -107,6 +114,16 @@ def _meta_int(config: ClusterConfig, rsc: str, name: str, default: int) -> int:
         return parse_score(text)
     except ValueError:
         return default
+
+
+def _is_critical(config: ClusterConfig, rsc: str) -> bool:
+    """``critical`` (default true): may ``rsc`` move what it must run with?  Only an explicit
+    false word turns it off; a malformed value (``check()`` reports it) keeps the default."""
+    text = config.meta_of(rsc, "critical", None)
+    try:
+        return text is None or parse_boolean(text)
+    except ValueError:
+        return True
 
 
 def node_unavailable_reason(config: ClusterConfig, node: NodeName, online: frozenset[NodeName]) -> str | None:
@@ -274,6 +291,11 @@ def _place_unit(
         if reason:
             why_not[node] = reason
     candidates = [n for n in inp.nodes if scores[n] >= 0 and n not in why_not]
+    pulled = {n: r for n in candidates if (r := _dependent_blocked(inp, unit, n, unit_of)) is not None}
+    if pulled and len(pulled) < len(candidates):  # influence only while it leaves somewhere to go
+        for node, reason in pulled.items():
+            scores[node], why_not[node] = -INFINITY, reason
+        candidates = [n for n in candidates if n not in pulled]
     if not candidates:
         per_node = tuple((n, why_not.get(n, f"score {scores[n]}")) for n in inp.nodes)
         detail = "; ".join(f"{n}: {text}" for n, text in per_node)
@@ -298,12 +320,9 @@ def _score(
         return -INFINITY, unavailable
     score = 0
     for member in unit.members:
-        if node in inp.banned.get(member, frozenset()):
-            return -INFINITY, f"{member} failed to start there (cleanup to retry)"
-        threshold = config.migration_threshold_of(member)
-        failures = inp.failcounts.get((member, node), 0)
-        if is_banned_by_failures(failures, threshold):
-            return -INFINITY, f"{member} fail count {failures} reached migration-threshold {threshold}"
+        blocked = _member_blocked(inp, member, node)
+        if blocked is not None:
+            return -INFINITY, blocked
         if node in inp.active.get(member, frozenset()):
             score = add_scores(score, config.stickiness_of(member))
     ids = {unit.id, *unit.members}
@@ -327,3 +346,50 @@ def _score(
     if score <= -INFINITY:
         return score, "a location constraint forbids it (-inf)"
     return score, None
+
+
+def _member_blocked(inp: PlacementInput, member: str, node: NodeName) -> str | None:
+    """Why ``member``'s own failures keep it off ``node``, or None."""
+    if node in inp.banned.get(member, frozenset()):
+        return f"{member} failed to start there (cleanup to retry)"
+    threshold = inp.config.migration_threshold_of(member)
+    failures = inp.failcounts.get((member, node), 0)
+    if is_banned_by_failures(failures, threshold):
+        return f"{member} fail count {failures} reached migration-threshold {threshold}"
+    return None
+
+
+def _dependent_blocked(
+    inp: PlacementInput, unit: _Unit, node: NodeName, unit_of: Mapping[str, _Unit]
+) -> str | None:
+    """Why a unit that must run with ``unit`` (directly or along a chain of mandatory
+    colocations) could not run on ``node``, or None: Pacemaker's colocation influence."""
+    config = inp.config
+    seen, frontier = {unit.id}, [unit]
+    while frontier:
+        anchor = frontier.pop()
+        ids = {anchor.id, *anchor.members}
+        for colocation in config.colocations:
+            dependent = unit_of.get(colocation.rsc)
+            if (
+                colocation.with_rsc not in ids
+                or colocation.score < INFINITY
+                or dependent is None
+                or dependent.id in seen
+                or not _is_critical(config, colocation.rsc)
+            ):
+                continue
+            seen.add(dependent.id)
+            frontier.append(dependent)
+            for member in dependent.members:
+                if not _is_critical(config, member):
+                    continue
+                blocked = _member_blocked(inp, member, node)
+                forbidden = any(
+                    loc.rsc in (member, dependent.id) and loc.node == node and loc.score <= -INFINITY
+                    for loc in config.locations
+                )
+                if blocked is not None or forbidden:
+                    why = blocked or "a location constraint forbids it (-inf)"
+                    return f"{member} cannot run there ({why}) and must run with {colocation.with_rsc}"
+    return None

@@ -9,8 +9,9 @@ one place that knows those fields:
 =================  ============================================================================
 ``hac_state``      ``StateReport``: this node's local state of every resource (``r``: JSON),
                    whether it has probed everything (``pr``), whether it is leaving (``lv``),
-                   its configuration version (``ep``, ``dg``) and order (``sq``), and its
-                   transient node attributes (``at``: JSON; absent from older versions)
+                   its configuration version (``ep``, ``dg``) and order (``sq``), the nodes
+                   it knows are down (``dn``) and saw vanish uncleanly (``ls``), comma-separated,
+                   and its transient node attributes (``at``: JSON; absent from older versions)
 ``hac_plan``       ``PlanMessage``: the DC's plan for configuration epoch ``ep``
 ``hac_cfg``        ``ConfigMessage``: a whole configuration (``cfg``: canonical JSON)
 ``hac_cleanup``    ``CleanupMessage``: forget failures of ``rsc`` on ``node`` (empty: all)
@@ -29,6 +30,8 @@ Rules for this file:
 * ``encode(message)`` gives the ``Broadcast``; ``decode(encode(m)) == m``.
 * ``sq`` is ``generation:counter``: membership delivers a retransmitted message late, after
   newer ones, and the receiver drops one older than what it applied last.
+* A field added later is optional in ``decode`` (``dn``, ``ls``: absent reads as empty), so a
+  node of the previous version still reports; present, it is checked like any other.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ ATTRIBUTE_MSG: Final = "hac_attr"
 NAME_MAX: Final = 255
 TEXT_MAX: Final = 1000
 COUNTER_MAX: Final = 2**63 - 1
+NODES_MAX: Final = 256
+"""More node names than any cluster has: a longer ``dn``/``ls`` is malformed."""
 
 _INTEGER_RE: Final = re.compile(r"-?[0-9]{1,19}")
 
@@ -85,6 +90,10 @@ class StateReport:
     probed: bool
     leaving: bool
     resources: Mapping[str, ResourceReport] = field(default_factory=dict)
+    down: frozenset[NodeName] = frozenset()
+    """Nodes the sender saw stop cleanly or be fenced, and has not heard from since."""
+    lost: frozenset[NodeName] = frozenset()
+    """Nodes the sender saw vanish without a goodbye, not fenced yet."""
     attributes: Mapping[str, str] = field(default_factory=dict)
     """The sender's transient node attributes (``core/attributes.py``)."""
 
@@ -190,6 +199,8 @@ def encode(message: RmMessage) -> Broadcast:
                 ("dg", message.digest),
                 ("pr", str(int(message.probed))),
                 ("lv", str(int(message.leaving))),
+                ("dn", ",".join(sorted(message.down))),
+                ("ls", ",".join(sorted(message.lost))),
                 ("r", encode_resources(message.resources)),
             )
             if message.attributes:
@@ -242,6 +253,8 @@ def decode(delivered: MessageDelivered) -> RmMessage | None:
                 probed=fields.flag("pr"),
                 leaving=fields.flag("lv"),
                 resources=_resources(fields, fields.json("r")),
+                down=fields.node_set("dn"),
+                lost=fields.node_set("ls"),
                 attributes=_attributes(fields, fields.json("at") if fields.has("at") else {}),
             )
         case "hac_plan":
@@ -338,6 +351,18 @@ class _Fields:
         if not sep:
             raise self.error(f"{name} must be generation:counter")
         return (_integer(self, name, generation, 0), _integer(self, name, counter, 0))
+
+    def node_set(self, name: str) -> frozenset[NodeName]:
+        """An optional comma-separated list of node names (absent or empty: none)."""
+        value = self._fields.get(name, "")
+        if len(value) > NODES_MAX * (NAME_MAX + 1):
+            raise self.error(f"{name} is longer than {NODES_MAX} node names")
+        names = value.split(",") if value else []
+        for i, node in enumerate(names):
+            _text(self, f"{name}[{i}]", node, maximum=NAME_MAX)
+        if len(set(names)) != len(names):
+            raise self.error(f"{name} names a node twice")
+        return frozenset(NodeName(n) for n in names)
 
     def json(self, name: str) -> object:
         try:

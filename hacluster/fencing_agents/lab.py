@@ -8,6 +8,13 @@ milliseconds) and its cable goes dead (the node-side interfaces, and the switch-
 processes are not restarted, as a real machine's would not be until it boots: the test starts
 the daemon again.
 
+With ``power_log=PATH`` the switch keeps a power log, as a managed PDU keeps an event log:
+after every completed ``off`` (all processes gone, links down) and ``on`` it appends one line
+``<CLOCK_MONOTONIC ns> <plug> off|on`` with a single O_APPEND write.  The ``off`` time is an
+upper bound of the instant the node's last process died, taken by the device itself and not
+from any cluster daemon's view; the fault campaign (bench/campaign.py) judges the resources'
+journal with it and "boots" a node some time after its ``on``.
+
 The state read back is "on" while any live process runs in the namespace or any managed link
 is administratively up, else "off".  Processes are found as ``ip netns pids`` finds them: the
 ones whose ``/proc/PID/ns/net`` is the namespace's nsfs inode (zombies have none).
@@ -45,6 +52,9 @@ class LabAgent(FenceAgent):
         Param("switch_netns", "Namespace holding the switch-side ports (optional)"),
         Param("switch_ports", "Switch-side port per node: ns1:port1,ns2:port2 (with switch_netns)"),
         Param("ip_path", "Path to the ip command", default="ip"),
+        Param(
+            "power_log", "Append '<CLOCK_MONOTONIC ns> <plug> off|on' here after each power change (optional)"
+        ),
         Param("power_timeout", "Test X seconds for status change after ON/OFF", "second", "5"),
     )
     multi_port = True
@@ -81,6 +91,11 @@ class LabAgent(FenceAgent):
             problem = safe_name(name, "plugs entry")
             if problem:
                 problems.append(problem)
+        power_log = self.options.text("power_log")
+        if power_log and not os.path.isdir(os.path.dirname(os.path.abspath(power_log))):
+            problems.append(
+                f"power_log={power_log!r}: its directory does not exist; create it or fix the path"
+            )
         if ("switch_netns" in self.options) != ("switch_ports" in self.options):
             problems.append("switch_netns and switch_ports go together; set both or neither")
         elif "switch_netns" in self.options and plug and self.switch_port() is None:
@@ -187,14 +202,32 @@ class LabAgent(FenceAgent):
             return "on"
         return "on" if any(up for _, _, up in self._links()) else "off"
 
+    def _log_power(self, state: str) -> None:
+        path = self.options.text("power_log")
+        if not path:
+            return
+        line = f"{time.monotonic_ns()} {self.options.text('plug')} {state}\n".encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise FenceError(
+                f"cannot append to power_log={path!r}: {exc}; fix the path or drop power_log"
+            ) from None
+
     def power_off(self) -> str | None:
         self._kill_all()
         self._set_links(up=False)
+        self._log_power("off")
         return None
 
     def power_on(self) -> str | None:
         self._netns_identity(self.options.text("plug"))
         self._set_links(up=True)
+        self._log_power("on")
         return "on"
 
     def plugs(self) -> list[tuple[str, str]]:

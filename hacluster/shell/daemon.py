@@ -296,10 +296,12 @@ class Daemon:
                 # are sitting in our own queue; bounded, so a flood cannot starve timers.
                 for _ in range(min(len(queue), DRAIN_BEFORE_TICK_MAX)):
                     self._dispatch(queue.popleft())
-                self._execute(core.handle(Tick(), now_ms()))
-                if core.next_deadline_ms() <= now_ms():
-                    # A tick that leaves its own deadline in the past is a core bug; never let
-                    # it become a busy loop that stops the links and the API being read.
+                tick_ms = now_ms()
+                self._execute(core.handle(Tick(), tick_ms))
+                if core.next_deadline_ms() <= tick_ms:
+                    # A tick that leaves a deadline at or before its own time is a core bug;
+                    # never let it become a busy loop that stops the links and the API being
+                    # read.  (A deadline that fell due while the tick ran is just the next one.)
                     self._spins += 1
                     if self._spins in (1, 100) or self._spins % 10_000 == 0:
                         logger.error("core deadline stays in the past after a tick spins=%d", self._spins)

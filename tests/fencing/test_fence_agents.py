@@ -146,6 +146,7 @@ BAD = [
     ("fence_lab", {"plug": "a", "switch_netns": "sw"}, "switch_netns and switch_ports go together"),
     ("fence_lab", {"plug": "a", "switch_netns": "sw", "switch_ports": "b:p1"}, "no port for plug='a'"),
     ("fence_lab", {"plug": "a", "power_timeout": "soon"}, "power_timeout='soon' is not a number of seconds"),
+    ("fence_lab", {"plug": "a", "power_log": "/nonexistent-dir/power.log"}, "its directory does not exist"),
     ("fence_libvirt", {"plug": "vm;reboot"}, "contains quotes, ';'"),
     ("fence_ssh", {"username": "root"}, "ip is required"),
     (

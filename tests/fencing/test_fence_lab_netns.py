@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from fencekit import lab_node, link_is_up, netns_pids
@@ -97,3 +98,26 @@ def test_fence_lab_fails_cleanly_for_a_missing_namespace() -> None:
         assert not result.ok
         assert result.rc == 1
         assert f"no network namespace '{node}-gone'" in result.output
+
+
+def test_fence_lab_power_log_records_each_completed_off_and_on(tmp_path: Path) -> None:
+    """The switch's own log: one line after the kill (every process already gone), one after on."""
+    log = tmp_path / "power.log"
+    with lab_node() as (node, _switch):
+        procs = start_node_processes(node)
+        fencer = Fencer()
+        device = FenceDevice(id="lab", agent="fence_lab", params=(("plugs", node), ("power_log", str(log))))
+        try:
+            before_ns = time.monotonic_ns()
+            result = asyncio.run(fencer.fence(device, node, "reboot"))
+            assert result.ok, result.output
+            for proc in procs:
+                proc.wait(timeout=5)
+            lines = [line.split() for line in log.read_text().splitlines()]
+            assert [(plug, state) for _, plug, state in lines] == [(node, "off"), (node, "on")]
+            off_ns, on_ns = int(lines[0][0]), int(lines[1][0])
+            assert before_ns < off_ns <= on_ns <= time.monotonic_ns()
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait(timeout=5)

@@ -23,7 +23,8 @@ other: SIGKILL of every process in the target's namespace, then its interfaces d
 
 The Journal agent (see its file) appends ``<CLOCK_MONOTONIC ns> <node> <rsc> start|stop`` to a
 journal that every namespace shares, and runs a *writer* process that ticks into
-``journal.ticks`` while the resource is active.  ``JournalReport`` turns that into intervals:
+``journal.ticks`` while the resource is active.  ``journal_audit.analyse_journal`` turns that
+into intervals (its docstring has every rule; in short):
 
 - a copy on node X is **active** from its ``start`` line (written before the start does
   anything) until its ``stop`` line (written after the writer is gone), or until X was
@@ -39,13 +40,12 @@ journal that every namespace shares, and runs a *writer* process that ticks into
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from daemons import REPO, api_status, require  # noqa: E402
+from journal_audit import JournalReport, analyse_journal, read_lines  # noqa: E402
 from rm_lab import RmCluster, RmLab, _parent_and_state  # noqa: E402
 
 OCF_FIXTURES = REPO / "tests" / "agents_fixtures" / "ocf" / "resource.d"
@@ -66,121 +67,6 @@ def require_ocf_mountpoint() -> None:
             f"needs {SYSTEM_OCF_RESOURCE_D} to exist as a mount point for the test agents "
             "(apt-get install resource-agents)"
         )
-
-
-# --- the journal -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    node: str
-    rsc: str
-    start_ns: int
-    end_ns: int
-    ended_by: str
-    """``stop``, ``power-off`` or ``open`` (still active when the report was made)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Overlap:
-    rsc: str
-    first: Interval
-    second: Interval
-
-    @property
-    def ms(self) -> float:
-        return (
-            min(self.first.end_ns, self.second.end_ns) - max(self.first.start_ns, self.second.start_ns)
-        ) / 1e6
-
-
-@dataclass(slots=True)
-class JournalReport:
-    intervals: list[Interval] = field(default_factory=list)
-    overlaps: list[Overlap] = field(default_factory=list)
-    zombie_ticks: list[tuple[int, str, str]] = field(default_factory=list)
-    starts: int = 0
-    stops: int = 0
-
-    def summary(self) -> str:
-        lines = [f"{len(self.intervals)} intervals, {self.starts} starts, {self.stops} stops"]
-        lines += [
-            f"  {i.rsc}@{i.node} {i.start_ns / 1e6:.1f}..{i.end_ns / 1e6:.1f} ms ({i.ended_by})"
-            for i in self.intervals[-12:]
-        ]
-        lines += [
-            f"  OVERLAP {o.rsc}: {o.first.node} and {o.second.node} for {o.ms:.1f} ms" for o in self.overlaps
-        ]
-        lines += [
-            f"  ZOMBIE TICK {rsc}@{node} at {ns / 1e6:.1f} ms" for ns, node, rsc in self.zombie_ticks[:5]
-        ]
-        return "\n".join(lines)
-
-
-def _read_lines(path: Path) -> list[tuple[int, str, str, str]]:
-    out = []
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 4 and parts[0].isdigit():  # a line being written may be partial
-                out.append((int(parts[0]), parts[1], parts[2], parts[3]))
-    out.sort()
-    return out
-
-
-def analyse_journal(
-    journal: Path, power_offs: dict[str, list[int]], now_ns: int | None = None
-) -> JournalReport:
-    """Active intervals, overlaps and zombie ticks; ``power_offs``: node → upper bounds (ns)."""
-    now_ns = now_ns if now_ns is not None else time.monotonic_ns()
-    report = JournalReport()
-    offs = {node: sorted(times) for node, times in power_offs.items()}
-    open_since: dict[tuple[str, str], int] = {}
-
-    def close_by_power_off(key: tuple[str, str], before_ns: int) -> bool:
-        start = open_since[key]
-        times = offs.get(key[0], [])
-        k = bisect.bisect_right(times, start)
-        if k < len(times) and times[k] <= before_ns:
-            report.intervals.append(Interval(key[0], key[1], start, times[k], "power-off"))
-            del open_since[key]
-            return True
-        return False
-
-    for ns, node, rsc, what in _read_lines(journal):
-        key = (node, rsc)
-        if key in open_since:
-            close_by_power_off(key, ns)
-        if what == "start":
-            report.starts += 1
-            open_since.setdefault(key, ns)
-        elif what == "stop":
-            report.stops += 1
-            if key in open_since:
-                report.intervals.append(Interval(node, rsc, open_since.pop(key), ns, "stop"))
-    for key in list(open_since):
-        if not close_by_power_off(key, now_ns):
-            report.intervals.append(Interval(key[0], key[1], open_since.pop(key), now_ns, "open"))
-    report.intervals.sort(key=lambda i: i.start_ns)
-    by_rsc: dict[str, list[Interval]] = {}
-    for interval in report.intervals:
-        by_rsc.setdefault(interval.rsc, []).append(interval)
-    for rsc, intervals in by_rsc.items():
-        for i, first in enumerate(intervals):
-            for second in intervals[i + 1 :]:
-                if second.start_ns >= first.end_ns:
-                    break
-                if second.node != first.node:
-                    report.overlaps.append(Overlap(rsc, first, second))
-    mine: dict[tuple[str, str], list[Interval]] = {}
-    for interval in report.intervals:
-        mine.setdefault((interval.node, interval.rsc), []).append(interval)
-    for ns, node, rsc, what in _read_lines(Path(str(journal) + ".ticks")):
-        if what != "tick" or ns > now_ns:
-            continue
-        if not any(i.start_ns <= ns <= i.end_ns for i in mine.get((node, rsc), [])):
-            report.zombie_ticks.append((ns, node, rsc))
-    return report
 
 
 # --- configuration text ------------------------------------------------------------------------
@@ -423,7 +309,7 @@ def split_trial(cluster: FenceCluster, rng: Any, *, move_probability: float = 0.
     if survivor is not None:
         cluster.wait_resource_started("journal", timeout_s=15, observers=[survivor])
         starts = [
-            ns for ns, node, rsc, what in _read_lines(cluster.journal) if node == survivor and what == "start"
+            ns for ns, node, rsc, what in read_lines(cluster.journal) if node == survivor and what == "start"
         ]
         if starts and starts[-1] > cut_ns:
             started_ms = (starts[-1] - cut_ns) / 1e6

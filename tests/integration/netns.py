@@ -219,8 +219,10 @@ class Lab:
     # --- running things ------------------------------------------------------------------
 
     def run(self, i: int, argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
-        """Start ``argv`` inside node ``i``'s namespace; the lab kills and reaps it at the end."""
-        proc = subprocess.Popen(["ip", "netns", "exec", self.namespace(i), *argv], **popen_kwargs)
+        """Start ``argv`` inside node ``i``'s namespace (``i == 0``: the switch namespace); the
+        lab kills and reaps it at the end."""
+        ns = self.switch if i == 0 else self.namespace(i)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], **popen_kwargs)
         self._started.append(proc)
         return proc
 

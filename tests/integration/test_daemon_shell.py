@@ -219,3 +219,47 @@ def test_realtime_on_gives_sched_fifo_and_children_do_not_inherit_it(tmp_path: P
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+class _SlowTickCore:
+    """A stand-in core whose every tick takes ``tick_ms`` and asks to be woken ``next_ms`` after
+    the tick's own time: what a real core does when, say, a monitor falls due 1 ms later."""
+
+    def __init__(self, *, tick_ms: float, next_ms: int, ticks: int) -> None:
+        self.tick_ms, self.next_ms, self.left = tick_ms, next_ms, ticks
+        self.deadline = 0
+        self.stopped = False
+
+    def next_deadline_ms(self) -> int:
+        return self.deadline
+
+    def handle(self, item: object, now_ms: int) -> list[object]:
+        time.sleep(self.tick_ms / 1000)  # a busy tick (the shared CI box under load)
+        self.deadline = now_ms + self.next_ms
+        self.left -= 1
+        self.stopped = self.left <= 0
+        return []
+
+
+def test_a_tick_slower_than_its_next_deadline_is_not_a_spinning_core(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the fault campaign: every daemon logged "core deadline stays in the past after a
+    tick" about once per run although no core spun.  The driver compared the new deadline with
+    the clock *after* the tick, so a tick that took 2 ms before a deadline due 1 ms after it
+    looked like a core bug.  Only a deadline at or before the tick's own time is one."""
+    import asyncio
+
+    from hacluster.config import load_config
+    from hacluster.shell.daemon import Daemon
+
+    daemon = Daemon(load_config(write_single_node(tmp_path), "solo"), "solo")
+    daemon.core = _SlowTickCore(tick_ms=3, next_ms=1, ticks=20)  # type: ignore[assignment]
+    with caplog.at_level("ERROR", logger="hacluster.shell.daemon"):
+        asyncio.run(daemon._drive())
+    assert "deadline stays in the past" not in caplog.text
+    spinning = Daemon(load_config(write_single_node(tmp_path / "spin"), "solo"), "solo")
+    spinning.core = _SlowTickCore(tick_ms=0, next_ms=0, ticks=5)  # type: ignore[assignment]
+    with caplog.at_level("ERROR", logger="hacluster.shell.daemon"):
+        asyncio.run(spinning._drive())
+    assert "core deadline stays in the past after a tick spins=1" in caplog.text, "the guard still works"

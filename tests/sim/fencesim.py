@@ -59,6 +59,7 @@ from hacluster.core.effects import (
     RunAgent,
     Send,
     Stopped,
+    StopRequested,
     Tick,
 )
 from hacluster.core.ids import LinkName, NodeName
@@ -175,6 +176,13 @@ class FenceSim:
         machine.generation += 1
         machine.incarnation += 1
         self._boot(node)
+
+    def stop(self, node: str) -> None:
+        """The operator's graceful stop: the daemon hands over, says goodbye and exits; the
+        machine stays powered."""
+        machine = self.machines[node]
+        assert machine.core is not None, f"{node} is not running"
+        self._apply(node, machine.core.handle(StopRequested(), self.now_ms))
 
     def move(self, via: str, rsc: str, to: str) -> None:
         """The operator's ``resource move rsc to``, entered on node ``via``."""
@@ -321,7 +329,10 @@ class FenceSim:
             elif isinstance(effect, Notice):
                 if effect.level >= Level.INFO:
                     self.notices.append((self.now_ms, node, effect))
-            elif isinstance(effect, ConfigAdopted | NodeStateChanged | Stopped):
+            elif isinstance(effect, Stopped):
+                machine.core = None  # the daemon exits after its goodbye
+                machine.incarnation += 1
+            elif isinstance(effect, ConfigAdopted | NodeStateChanged):
                 pass
         if machine.core is not None:
             self._push(

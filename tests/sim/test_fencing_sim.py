@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from fencesim import FENCED_MSG, FenceSim, SimFailure, settle_started
+from fencesim import FENCED_MSG, GROUP_CONFIG, FenceSim, SimFailure, settle_started
 
 pytestmark = pytest.mark.sim
 
@@ -111,6 +111,24 @@ def test_pause_of_the_holder(sim_seed: int, pause_ms: int) -> None:
     else:
         assert [k.target for k in sim.kills] == [holder]
         _assert_group_on(sim, "b" if holder == "a" else "a")
+
+
+def test_a_holder_frozen_past_the_dead_time_is_the_one_fenced(sweep_seed: int) -> None:
+    """However long the freeze: the frozen node, back, never shoots the peer that declared it
+    dead.  (Found while distilling the campaign's fencing fixes: with a pause ending just as
+    the peer's delayed fence fired, the frozen node, still "running" what it was about to
+    stop, fenced the healthy peer at once, in about half of the seeds; the two fixed seeds of
+    test_pause_of_the_holder happened to miss it.)"""
+    rng = random.Random(sweep_seed)
+    sim = FenceSim(sweep_seed)
+    holder = settle_started(sim, "app", 10_000)
+    sim.run_for(rng.randint(0, 1_000))
+    sim.pause(holder, rng.randint(600, 1_500))
+    sim.run_for(5_000)
+    # Only the frozen node is ever shot (sometimes twice: its last packets, sent as it woke,
+    # may reach the peer after the fence and count as "heard again" for a dead time).
+    assert {k.target for k in sim.kills} == {holder}, (sweep_seed, sim.kills)
+    _assert_group_on(sim, "b" if holder == "a" else "a")
 
 
 # --- three nodes ------------------------------------------------------------------------------
@@ -267,6 +285,81 @@ def _random_faults(seed: int, steps: int) -> FenceSim:
             sim.restart(name)
     settle_started(sim, "app", 30_000)
     return sim
+
+
+# --- what a node that starts later knows ----------------------------------------------------
+
+FIVE = ("a", "b", "c", "d", "e")
+FIVE_CONFIG = GROUP_CONFIG.replace('plugs="a,b,c"', 'plugs="a,b,c,d,e"')
+
+
+def _restart_the_dc_after(sim: FenceSim) -> None:
+    """a (the DC, lowest-named) crashes and is fenced, then boots: it never heard of what
+    happened before, and it is the DC again."""
+    sim.crash("a")
+    sim.run_for(3_000)
+    assert [k.target for k in sim.kills] == ["a"], sim.kills
+    sim.restart("a")
+    sim.run_for(8_000)
+
+
+def test_a_node_stopped_cleanly_is_not_fenced_by_a_dc_that_started_later(sim_seed: int) -> None:
+    """Found by the fault campaign (5 nodes, seed 1001): a node an operator stopped cleanly
+    was fenced, i.e. power-cycled back on, "because it left the membership without a clean
+    stop", by a DC that had started after it left and so never saw the goodbye.  The members
+    that saw it now tell the DC (their reports list the nodes they know are down)."""
+    sim = FenceSim(sim_seed, FIVE, crm=FIVE_CONFIG)
+    settle_started(sim, "app", 10_000)
+    sim.stop("e")
+    sim.run_for(2_000)
+    assert sim.machines["e"].core is None
+    assert sim.machines["e"].powered
+    _restart_the_dc_after(sim)
+    assert [k.target for k in sim.kills] == ["a"], sim.kills
+    assert sim.machines["e"].powered
+    assert "NODE_KNOWN_DOWN" in sim.codes("a")
+    settle_started(sim, "app", 5_000)
+
+
+def test_a_fenced_node_is_not_fenced_again_by_a_dc_that_started_later(sim_seed: int) -> None:
+    sim = FenceSim(sim_seed, FIVE, crm=FIVE_CONFIG)
+    settle_started(sim, "app", 10_000)
+    sim.crash("e")
+    sim.run_for(3_000)
+    assert [k.target for k in sim.kills] == ["e"], sim.kills
+    sim.kills.clear()
+    _restart_the_dc_after(sim)
+    assert [k.target for k in sim.kills] == ["a"], sim.kills
+
+
+def test_a_node_nobody_saw_leave_is_still_fenced_at_startup(sim_seed: int) -> None:
+    """Startup fencing stays: a node no member knows to be down is fenced."""
+    sim = FenceSim(sim_seed, FIVE, crm=FIVE_CONFIG)
+    sim.crash("e")  # before anyone heard of it
+    settle_started(sim, "app", 10_000)
+    sim.run_for(3_000)
+    assert "e" in [k.target for k in sim.kills], sim.kills
+
+
+def test_a_witness_of_an_unclean_loss_outweighs_an_old_clean_stop(sim_seed: int) -> None:
+    """e stops cleanly while b watches; b is then cut off, e comes back and dies without a
+    goodbye while c, d watch; b rejoins; a, restarted, is DC: b's old word that e is down is
+    outweighed by c's and d's, and e is fenced."""
+    sim = FenceSim(sim_seed, FIVE, crm=FIVE_CONFIG)
+    settle_started(sim, "app", 10_000)
+    sim.stop("e")
+    sim.run_for(2_000)
+    sim.partition(("b",), ("a", "c", "d", "e"))
+    sim.run_for(3_000)
+    sim.restart("e")
+    sim.run_for(3_000)
+    sim.crash("e", power_off=False)  # the daemon dies; the machine may still run things
+    sim.crash("a")
+    sim.run_for(4_000)
+    sim.heal()
+    sim.restart("a")
+    sim.run_for(12_000)
+    assert "e" in [k.target for k in sim.kills], sim.kills
 
 
 def test_random_faults_never_two_copies(sweep_seed: int) -> None:

@@ -156,7 +156,7 @@ def test_ipfail_is_for_haresources_clusters_only() -> None:
         AttributeRequest(N1, "pingd", "200"),
         AttributeRequest(N1, "pingd", ""),
         AttributeRequest(N3, "master-db", None),
-        StateReport((1, 2), 0, "d", True, False, {}, {"pingd": "3", "master-db": "10"}),
+        StateReport((1, 2), 0, "d", True, False, {}, attributes={"pingd": "3", "master-db": "10"}),
     ],
 )
 def test_attribute_messages_round_trip(message: object) -> None:
@@ -272,7 +272,9 @@ def test_a_non_member_gets_no_transient_attribute() -> None:
 
 def test_a_peers_attributes_count_while_it_is_a_member_only() -> None:
     rm = _rm()
-    report = StateReport((1, 1), CONFIG.epoch, CONFIG.digest()[:16], True, False, {}, {"pingd": "1"})
+    report = StateReport(
+        (1, 1), CONFIG.epoch, CONFIG.digest()[:16], True, False, {}, attributes={"pingd": "1"}
+    )
     rm.on_message(delivered(encode(report), N2), now_ms=5)
     assert rm.transient_attributes() == {}  # not a member yet
     rm._members = frozenset({N1, N2})

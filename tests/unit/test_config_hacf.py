@@ -760,9 +760,12 @@ def test_bind_address_of_an_interface_with_only_ipv6_links_is_refused() -> None:
     assert "no bcast, mcast or ucast line uses eth1" in problem
 
 
-def test_udpport_must_come_before_ucast6_too() -> None:
-    [problem] = problems(BASE.replace("bcast eth0", "ucast6 eth0 fd00::2") + "udpport 700\n")
-    assert "must come before the media lines" in problem
+def test_ucast6_uses_the_udpport_in_force_at_the_end_of_the_file() -> None:
+    """A ucast6 link takes the udpport in force once the file is read (hacf.py, IPv6 media)."""
+    result = parse_hacf("node n1 n2\nucast6 eth0 fd00::2\nudpport 700\n", "ha.cf", "n1")
+    assert (result.problems, result.warnings) == ([], [])
+    [link] = result.values["links"]
+    assert (link["kind"], link["port"]) == ("ucast6", 700)
 
 
 @pytest.mark.parametrize(

@@ -142,9 +142,21 @@ def test_failure_at_migration_threshold_moves_the_whole_group() -> None:
     assert actions == [Move("vip", N1, N2), Move("app", N1, N2)]
 
 
-def test_failure_at_migration_threshold_stops_a_group_tied_to_an_anchor_that_stays() -> None:
+def test_failure_at_migration_threshold_takes_the_anchor_along() -> None:
+    """Pacemaker's colocation influence (its scheduler case colocation-influence): the group
+    that must run with db cannot stay on n1, so db moves with it rather than the group stopping."""
     text = FENCING + GROUP + "rsc_defaults migration-threshold=1\n"
     actions = predict(snapshot(text, running=ALL_ON_N1), fail=["app"])
+    assert actions == [Move("db", N1, N2), Move("vip", N1, N2), Move("app", N1, N2)]
+
+
+def test_failure_at_migration_threshold_stops_a_group_whose_member_is_not_critical() -> None:
+    text = FENCING + GROUP.replace(
+        "primitive app ocf:hacluster:Dummy", "primitive app ocf:hacluster:Dummy meta critical=false"
+    )
+    actions = predict(
+        snapshot(text + "rsc_defaults migration-threshold=1\n", running=ALL_ON_N1), fail=["app"]
+    )
     assert actions == [Stop("app", N1), Stop("vip", N1)]
 
 

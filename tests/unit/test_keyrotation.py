@@ -21,9 +21,9 @@ import pytest
 
 from hacluster.config.authkeys import parse_authkeys_text
 from hacluster.core.codec import KeyRing
-from hacluster.core.effects import KeyMessage, PacketReceived, Send
+from hacluster.core.effects import KeyMessage, KeyMessageToSend, KeyringInstalled, PacketReceived, Send
 from hacluster.core.ids import LinkName, NodeName
-from hacluster.core.membership import Membership
+from hacluster.core.membership import KEY_MESSAGE, Membership
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
 from hacluster.shell.ipc import ApiError
 from hacluster.shell.keyrotation import KeyRotation
@@ -47,6 +47,25 @@ class Config:
 @dataclass
 class Core:
     membership: Membership
+
+
+@dataclass
+class View:
+    """The part of ``shell/view.py``'s ``CoreView`` that key rotation reads."""
+
+    membership: Membership
+
+    def keyring(self) -> KeyRing:
+        return self.membership.keyring
+
+    def membership_state(self) -> str:
+        return self.membership.state
+
+    def members(self) -> tuple[NodeName, ...]:
+        return self.membership.members()
+
+    def peer_is_ours(self, node: NodeName) -> bool:
+        return self.membership.peer_is_ours(node)
 
 
 class Node:
@@ -90,6 +109,17 @@ class Node:
 
     async def operate(self, apply: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
         return apply(self.bus.now_ms)
+
+    def view(self) -> View:
+        return View(self.core.membership)
+
+    def submit(self, inp: KeyringInstalled | KeyMessageToSend, now_ms: int) -> None:
+        """The core's handling of the two inputs key rotation feeds it (``core/node.py``)."""
+        membership = self.core.membership
+        if isinstance(inp, KeyringInstalled):
+            self.execute(list(membership.set_keyring(inp.keyring, inp.reason, now_ms)))
+        else:
+            self.execute(list(membership.send_message(KEY_MESSAGE, inp.pairs, now_ms)))
 
     def execute(self, effects: list[object]) -> None:
         for effect in effects:

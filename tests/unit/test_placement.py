@@ -341,6 +341,59 @@ def test_add_scores(a: int, b: int, total: int) -> None:
     assert add_scores(a, b) == total
 
 
+# Found by the fault campaign (bench/campaign.py --seed 77, step 8 start_fail): j2, colocated
+# INFINITY with j1, failed to start on j1's node; j2 stayed stopped while j1 stayed put, although
+# another node could run both.  Pacemaker moves the anchor: a mandatory colocation's dependent
+# influences where its anchor goes (``influence``, default: the dependent's ``critical``, true),
+# as its scheduler case colocation-influence shows (rsc1a fails on rhel7-2: rsc1a and rsc1b
+# both move to rhel7-3).
+@pytest.mark.parametrize(
+    ("extra", "failed_on"),
+    [
+        ("", "n2"),  # a stays on n2 by stickiness, b failed there
+        ("location cli-move a inf: n2", "n2"),  # the campaign's case: a moved to n2, b failed there
+    ],
+)
+def test_a_dependent_that_cannot_run_on_its_anchors_node_takes_the_anchor_along(
+    extra: str, failed_on: str
+) -> None:
+    text = PRIMS + "colocation c inf: b a\nrsc_defaults resource-stickiness=100\n" + extra
+    placement = run(text, active={"a": ("n2",)}, failcounts={("b", failed_on): INFINITY})
+    assert placement.assignment["a"] == placement.assignment["b"]
+    assert placement.assignment["a"] not in (None, failed_on)
+    assert placement.scores["a"][NodeName(failed_on)] == -INFINITY
+    banned = run(text, active={"a": ("n2",)}, banned={"b": (failed_on,)})
+    assert banned.assignment["a"] == banned.assignment["b"] != failed_on
+
+
+def test_the_anchor_still_runs_when_its_dependent_can_run_nowhere() -> None:
+    text = PRIMS + "colocation c inf: b a\nlocation l a 10: n2"
+    everywhere = {("b", n): INFINITY for n in ("n1", "n2", "n3")}
+    placement = run(text, failcounts=everywhere)
+    assert placement.assignment == {"a": "n2", "b": None}
+
+
+def test_a_dependent_that_is_not_critical_does_not_move_its_anchor() -> None:
+    text = (
+        PRIMS.replace(
+            "primitive b ocf:hacluster:Dummy", "primitive b ocf:hacluster:Dummy meta critical=false"
+        )
+        + "colocation c inf: b a\nrsc_defaults resource-stickiness=100"
+    )
+    placement = run(text, active={"a": ("n2",)}, failcounts={("b", "n2"): INFINITY})
+    assert placement.assignment == {"a": "n2", "b": None}
+
+
+def test_the_influence_follows_a_chain_of_mandatory_colocations() -> None:
+    text = (
+        PRIMS
+        + "primitive c ocf:hacluster:Dummy\ncolocation c1 inf: b a\ncolocation c2 inf: c b\n"
+        + "rsc_defaults resource-stickiness=100"
+    )
+    placement = run(text, active={"a": ("n1",), "b": ("n1",), "c": ("n1",)}, banned={"c": ("n1",)})
+    assert placement.assignment["a"] == placement.assignment["b"] == placement.assignment["c"] != "n1"
+
+
 # --- what needs something that cannot run -------------------------------------------------------
 
 ABC = "primitive a ocf:hacluster:Dummy\nprimitive b ocf:hacluster:Dummy\nprimitive c ocf:hacluster:Dummy meta target-role=Stopped\n"
@@ -387,16 +440,22 @@ def test_what_needs_a_group_that_cannot_run_cannot_run() -> None:
 
 
 def test_the_colocation_with_an_order_is_not_a_group() -> None:
-    """What docs/operator-guide.md says: with ``a`` banned from n1, a group moves both members
-    to n2, while a colocation and an order start ``b`` on n1 and never ``a`` (the dependent's
-    bans do not move its anchor yet)."""
+    """What docs/operator-guide.md says: with ``a`` banned from n1, a group and a colocation
+    with an order both run the two on n2 (the dependent's ban moves its anchor); with n1 the
+    only node left, the group runs neither while the colocation still runs its anchor ``b``,
+    and so does a dependent with ``critical=false`` on both nodes."""
     ban = "location no-a a -inf: n1\nlocation b-likes-n1 b 10: n1\n"
-    group = run(PRIMS + "group g b a\n" + ban, online=("n1", "n2"))
-    pair = run(
-        PRIMS + "colocation a-with-b inf: a b\norder b-then-a Mandatory: b a\n" + ban, online=("n1", "n2")
+    pair = "colocation a-with-b inf: a b\norder b-then-a Mandatory: b a\n"
+    for online, group_on, pair_on in ((("n1", "n2"), "n2", ("n2", "n2")), (("n1",), None, ("n1", None))):
+        group = run(PRIMS + "group g b a\n" + ban, online=online)
+        colocated = run(PRIMS + pair + ban, online=online)
+        assert (group.assignment["b"], group.assignment["a"]) == (group_on, group_on)
+        assert (colocated.assignment["b"], colocated.assignment["a"]) == pair_on
+    not_critical = PRIMS.replace(
+        "primitive a ocf:hacluster:Dummy", "primitive a ocf:hacluster:Dummy meta critical=false"
     )
-    assert (group.assignment["b"], group.assignment["a"]) == ("n2", "n2")
-    assert (pair.assignment["b"], pair.assignment["a"]) == ("n1", None)
+    opted_out = run(not_critical + pair + ban, online=("n1", "n2"))
+    assert (opted_out.assignment["b"], opted_out.assignment["a"]) == ("n1", None)
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,8 @@ EXAMPLES: list[RmMessage] = [
             "db": ResourceReport(LocalState.FAILED, 2, True, "monitor (every 1000 ms)", 1, "it broke"),
             "app": ResourceReport(LocalState.STARTED, role=Role.PROMOTED),
         },
+        down=frozenset({N1, NodeName("n3")}),
+        lost=frozenset({NodeName("n4")}),
     ),
     PlanMessage(
         4,
@@ -91,7 +93,7 @@ EXAMPLES: list[RmMessage] = [
     Fenced(N1, "fence-lab", 120, "it left the membership without a clean stop"),
     AttributeRequest(N1, "master-db", "10"),
     AttributeRequest(N2, "pingd", None),
-    StateReport((7, 3), 3, "abcdef0123456789", True, False, {}, {"pingd": "2"}),
+    StateReport((7, 3), 3, "abcdef0123456789", True, False, {}, attributes={"pingd": "2"}),
 ]
 
 
@@ -108,6 +110,15 @@ def test_the_wire_form_of_a_report_is_the_compact_json_peers_already_send() -> N
     assert pairs["sq"] == "7:2"
     assert (pairs["ep"], pairs["dg"], pairs["pr"], pairs["lv"]) == ("3", "d", "1", "0")
     assert json.loads(pairs["r"]) == {"db": {"s": "failed", "fc": 2, "ba": 1, "op": "start", "rc": 1}}
+
+
+def test_a_report_of_the_previous_version_has_no_down_or_lost_nodes() -> None:
+    """``dn`` and ``ls`` came later: a node that does not send them still reports."""
+    old = Broadcast(STATE_MSG, tuple((k, v) for k, v in encode(EXAMPLES[1]).pairs if k not in ("dn", "ls")))
+    report = decode(delivered(old))
+    assert isinstance(report, StateReport)
+    assert (report.down, report.lost) == (frozenset(), frozenset())
+    assert dict(encode(EXAMPLES[1]).pairs)["dn"] == "n1,n3"
 
 
 def test_an_unknown_message_type_is_not_an_error() -> None:
@@ -142,6 +153,10 @@ PLAN = encode(EXAMPLES[2])
         (STATE, "r", '{"vip": {"s": "started", "ro": "Boss"}}', "r.vip.ro is not a role"),
         (STATE, "r", '{"": {"s": "started"}}', "r: resource id is empty"),
         (STATE, "r", "[" * 100_000 + "]" * 100_000, "r is not JSON"),
+        (STATE, "dn", "n1,,n3", "dn[1] is empty"),
+        (STATE, "dn", "n1,n1", "dn names a node twice"),
+        (STATE, "ls", "n" * 256, "ls[0] is longer than 255 characters"),
+        (STATE, "ls", ",".join(f"n{i}" for i in range(20_000)), "ls is longer than 256 node names"),
         (PLAN, "plan", '{"a": {}, "why": {"x": "t"}, "code": {}, "fence": []}', "name different resources"),
         (
             PLAN,
