@@ -27,14 +27,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
 from hacluster.config.crm_model import (
-    MASTER_ROLES,
     drop_redundant,
     modernize_properties,
     pacemaker_meta_value,
@@ -45,9 +44,13 @@ from hacluster.config.features import MISSING
 from hacluster.core.cib import (
     AGENT_CLASSES,
     INFINITY,
+    ORDER_ACTIONS,
     ORDER_KINDS,
+    RULE_TYPES,
+    Clone,
     ClusterConfig,
     Colocation,
+    Expression,
     FencingLevel,
     Group,
     Location,
@@ -55,7 +58,10 @@ from hacluster.core.cib import (
     Order,
     Pairs,
     Primitive,
+    Rule,
+    canonical_role,
     format_time_ms,
+    is_true,
     parse_boolean,
     parse_score,
     parse_time_ms,
@@ -69,18 +75,13 @@ MAX_CIB_BYTES: Final = 32 * 1024 * 1024
 EXPORT_SCHEMA: Final = "pacemaker-2.0"
 
 _REFUSED: Final[dict[str, str]] = {
-    "resources/clone": "clone",
-    "resources/master": "promotable",
     "resources/bundle": "bundles",
     "resources/template": "templates",
     "resources/primitive/@template": "templates",
     "constraints/rsc_ticket": "tickets",
     "constraints/*/resource_set": "resource-sets",
-    "constraints/rsc_location/rule": "rules",
-    "constraints/rsc_location/@role": "roles",
-    "constraints/rsc_location/@rsc-pattern": "rules",
-    "constraints/rsc_colocation/@rsc-role": "roles",
-    "constraints/rsc_order/@first-action": "roles",
+    "constraints/rsc_location/@rsc-pattern": "rsc-pattern",
+    "constraints/rsc_location/rule/date_expression": "date-rules",
     "acls": "acls",
     "tags": "tags",
     "alerts": "alerts",
@@ -94,7 +95,6 @@ _REFUSED: Final[dict[str, str]] = {
 
 _OP_ATTRIBUTES: Final = frozenset(["id", "name", "interval", "timeout", "role", "on-fail", "description"])
 _IGNORED_OP_ATTRIBUTES: Final = frozenset(["enabled", "record-pending", "requires", "interval-origin"])
-_OP_ROLE_STARTED: Final = frozenset(["started"])
 
 
 @dataclass(slots=True)
@@ -114,6 +114,7 @@ class _Reader:
     op_defaults: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, Pairs] = field(default_factory=dict)
     refused_ids: set[str] = field(default_factory=set)
+    clones: list[Clone] = field(default_factory=list)
     promotable_members: set[str] = field(default_factory=set)
     role_ops: list[tuple[str, str]] = field(default_factory=list)
     utilization: list[str] = field(default_factory=list)
@@ -234,8 +235,47 @@ class _Reader:
                 self.primitive(child, child_path)
             elif child.tag == "group":
                 self.group(child, child_path)
+            elif child.tag in ("clone", "master"):
+                self.clone(child, child_path)
             else:
                 self.unknown(child, child_path)
+
+    def clone(self, element: ET.Element, xpath: str) -> None:
+        """``<clone>`` (``promotable=true`` for a promotable one) and Pacemaker 1's ``<master>``
+        (read as a promotable clone, with master-max read as promoted-max, and a warning)."""
+        clone_id = element.get("id", "")
+        meta = [
+            (k, self.meta_value(element, xpath, k, v))
+            for k, v in self.nvpairs(element, xpath, "meta_attributes")
+        ]
+        renamed = {"master-max": "promoted-max", "master-node-max": "promoted-node-max"}
+        meta = [(renamed.get(k, k), v) for k, v in meta]
+        if element.tag == "master":
+            if "promotable" not in dict(meta):
+                meta.append(("promotable", "true"))
+            self.warn(
+                element,
+                xpath,
+                f"<master> is Pacemaker 1's promotable clone; read as <clone> with promotable=true; "
+                f"write clone {clone_id} … meta promotable=true",
+            )
+        children = [c for c in element if c.tag in ("primitive", "group")]
+        for child in element:
+            if child.tag not in ("primitive", "group", "meta_attributes"):
+                self.unknown(child, f"{xpath}/{child.tag}")
+        if len(children) != 1:
+            self.problem(element, xpath, "a clone holds exactly one primitive or group")
+            return
+        child = children[0]
+        child_path = f"{xpath}/{child.tag}[@id={child.get('id', '')}]"
+        if is_true(dict(meta).get("promotable")):  # their role ops are kept
+            self.promotable_members.update(p.get("id", "") for p in child.iter("primitive"))
+        if child.tag == "primitive":
+            self.primitive(child, child_path)
+        else:
+            self.group(child, child_path)
+        self.clones.append(Clone(clone_id, child.get("id", ""), tuple(meta)))
+        self.where_of[f"clone {clone_id}"] = self.at(element, xpath)
 
     def primitive(self, element: ET.Element, xpath: str) -> str | None:
         rsc_id = element.get("id", "")
@@ -295,8 +335,11 @@ class _Reader:
     def op(self, rsc_id: str, op: ET.Element, xpath: str) -> Op | None:
         name = op.get("name", "")
         role = op.get("role")
-        if role is not None and role.lower() in MASTER_ROLES:
-            self.role_ops.append((rsc_id, f"{self.at(op, xpath)}: " + role_op_warning(rsc_id, name, role)))
+        canonical = canonical_role(role)[0] if role is not None else None
+        if canonical in ("Promoted", "Unpromoted") and rsc_id not in self.promotable_members:
+            self.role_ops.append(
+                (rsc_id, f"{self.at(op, xpath)}: " + role_op_warning(rsc_id, name, role or ""))
+            )
             return None
         for attribute in op.attrib:
             if attribute in _IGNORED_OP_ATTRIBUTES:
@@ -325,7 +368,7 @@ class _Reader:
             self.problem(op, xpath, f"op {name}: {exc}")
             return None
         if role is not None:
-            role = role.capitalize()
+            role = canonical or role.capitalize()
         return Op(name, interval_ms, timeout_ms, depth, op.get("on-fail"), role)
 
     def group(self, element: ET.Element, xpath: str) -> None:
@@ -381,53 +424,126 @@ class _Reader:
             handler(self, child, child_path)
 
     def location(self, element: ET.Element, xpath: str) -> None:
-        for attribute in ("role", "rsc-pattern"):
-            if element.get(attribute):
-                self.refuse(element, xpath, _REFUSED[f"constraints/rsc_location/@{attribute}"], attribute)
-                return
+        if element.get("rsc-pattern"):
+            self.refuse(element, xpath, _REFUSED["constraints/rsc_location/@rsc-pattern"], "rsc-pattern")
+            return
+        valid, role = self.role(element, xpath, element.get("role"))
+        if not valid:
+            return
         node, score_text = element.get("node"), element.get("score")
-        rules = element.findall("rule")
-        if rules:
-            simple = self._uname_rule(rules)
-            if simple is None:
-                self.refuse(rules[0], f"{xpath}/rule", _REFUSED["constraints/rsc_location/rule"], "rule")
+        location_id, rsc = element.get("id", ""), element.get("rsc", "")
+        rule_elements = element.findall("rule")
+        if rule_elements:
+            rules = []
+            for index, rule_element in enumerate(rule_elements):
+                rule = self.rule(rule_element, f"{xpath}/rule[{index + 1}]")
+                if rule is None:
+                    return
+                rules.append(rule)
+            simple = self._uname_rule(rule_elements)
+            if simple is None or (role is not None and rules[0].role is not None):
+                self.locations.append(Location(location_id, rsc, "", 0, rules=tuple(rules), role=role))
                 return
             node, score_text = simple
+            role = role or rules[0].role
         score = self.score(element, xpath, score_text)
         if node is None or score is None:
             if node is None:
                 self.problem(element, xpath, "names no node; give node= and score=")
             return
-        self.locations.append(Location(element.get("id", ""), element.get("rsc", ""), node.lower(), score))
+        self.locations.append(Location(location_id, rsc, node.lower(), score, role=role))
 
     def _uname_rule(self, rules: list[ET.Element]) -> tuple[str, str | None] | None:
+        """``(node, score)`` of a lone ``#uname eq NODE`` rule: a plain node score (with the
+        rule's role, which ``location`` reads)."""
         if len(rules) != 1:
             return None
         rule = rules[0]
         expressions = list(rule)
-        if len(expressions) != 1 or expressions[0].tag != "expression" or rule.get("role"):
+        if len(expressions) != 1 or expressions[0].tag != "expression":
             return None
         expression = expressions[0]
         node = uname_rule_node(
             expression.get("attribute", ""), expression.get("operation", ""), expression.get("value", "")
         )
-        if node is None or rule.get("score-attribute"):
+        if node is None or rule.get("score-attribute") or expression.get("type") not in (None, "string"):
             return None
         return node, rule.get("score")
+
+    def role(self, element: ET.Element, xpath: str, text: str | None) -> tuple[bool, str | None]:
+        """Whether the role attribute is valid, and the role as the model keeps it (None:
+        Started or absent)."""
+        if text is None:
+            return True, None
+        role, legacy = canonical_role(text)
+        if role is None or role == "Stopped":
+            self.problem(
+                element, xpath, f"role {text!r} is unknown; expected Started, Promoted or Unpromoted"
+            )
+            return False, None
+        if legacy:
+            self.warn(
+                element, xpath, f"role {text}: read as {role}, the name Pacemaker 2 gives it; write {role}"
+            )
+        return True, None if role == "Started" else role
+
+    def rule(self, element: ET.Element, xpath: str) -> Rule | None:
+        expressions = []
+        for child in element:
+            child_path = f"{xpath}/{child.tag}"
+            if child.tag == "date_expression":
+                self.refuse(
+                    child, child_path, _REFUSED["constraints/rsc_location/rule/date_expression"], child.tag
+                )
+                return None
+            if child.tag != "expression":
+                self.problem(
+                    child,
+                    child_path,
+                    f"<{child.tag}> inside a rule is not supported; write one rule per case",
+                )
+                return None
+            kind = child.get("type")
+            if kind == "number" or kind is None or kind in RULE_TYPES:
+                pass
+            else:
+                self.problem(child, child_path, f"type {kind!r} is unknown; expected {', '.join(RULE_TYPES)}")
+                return None
+            if child.get("value-source", "literal") != "literal":
+                self.problem(
+                    child, child_path, "value-source other than literal is not supported; write the value"
+                )
+                return None
+            expressions.append(
+                Expression(child.get("attribute", ""), child.get("operation", ""), child.get("value"), kind)
+            )
+        valid, role = self.role(element, xpath, element.get("role"))
+        if not valid:
+            return None
+        score_attribute = element.get("score-attribute")
+        score = 0
+        if score_attribute is None:
+            parsed = self.score(element, xpath, element.get("score"))
+            if parsed is None:
+                return None
+            score = parsed
+        boolean_op = element.get("boolean-op", "and")
+        return Rule(score, tuple(expressions), boolean_op, score_attribute, role)
 
     def colocation(self, element: ET.Element, xpath: str) -> None:
         rsc = element.get("rsc") or element.get("from") or ""
         with_rsc = element.get("with-rsc") or element.get("to") or ""
-        for attribute in ("rsc-role", "with-rsc-role", "from_role", "to_role"):
-            role = element.get(attribute)
-            if role is not None and role.lower() not in _OP_ROLE_STARTED:
-                self.refuse(
-                    element, xpath, _REFUSED["constraints/rsc_colocation/@rsc-role"], f"{attribute}={role}"
-                )
-                return
+        valid_rsc, rsc_role = self.role(element, xpath, element.get("rsc-role") or element.get("from_role"))
+        valid_with, with_role = self.role(
+            element, xpath, element.get("with-rsc-role") or element.get("to_role")
+        )
+        if not (valid_rsc and valid_with):
+            return
         score = self.score(element, xpath, element.get("score"))
         if score is not None:
-            self.colocations.append(Colocation(element.get("id", ""), score, rsc, with_rsc))
+            self.colocations.append(
+                Colocation(element.get("id", ""), score, rsc, with_rsc, rsc_role, with_role)
+            )
 
     def order(self, element: ET.Element, xpath: str) -> None:
         if element.get("from") is not None:  # Heartbeat v2: from=THEN to=FIRST type=after|before
@@ -439,14 +555,13 @@ class _Reader:
             first, then = element.get("first", ""), element.get("then", "")
             actions = [element.get("first-action", "start"), element.get("then-action", "start")]
         for action in actions:
-            if action != "start":
-                if action in ("promote", "demote"):
-                    self.refuse(
-                        element, xpath, _REFUSED["constraints/rsc_order/@first-action"], f"action {action}"
-                    )
-                else:
-                    self.problem(element, xpath, f"action {action}: only start can be ordered; remove it")
+            if action not in ORDER_ACTIONS:
+                self.problem(element, xpath, f"action {action}: unknown; expected {', '.join(ORDER_ACTIONS)}")
                 return
+            if action in ("stop", "demote"):
+                self.refuse(element, xpath, "order-actions", f"action {action}")
+                return
+        first_action, then_action = actions[0], actions[-1]
         kind = element.get("kind")
         if kind is None:
             score = self.score(element, xpath, element.get("score", "INFINITY"))
@@ -460,7 +575,9 @@ class _Reader:
         except ValueError as exc:
             self.problem(element, xpath, f"symmetrical={symmetrical!r}: {exc}")
             return
-        self.orders.append(Order(element.get("id", ""), kind, first, then, is_symmetrical))
+        self.orders.append(
+            Order(element.get("id", ""), kind, first, then, is_symmetrical, first_action, then_action)
+        )
 
     def fencing(self, section: ET.Element, xpath: str) -> None:
         for level in section:
@@ -508,7 +625,7 @@ class _Reader:
     # -- whole configuration --------------------------------------------------------------------
 
     def finish(self) -> None:
-        self.warnings.extend(w for rsc, w in self.role_ops if rsc not in self.promotable_members)
+        self.warnings.extend(w for _, w in self.role_ops)
         self.orders, self.colocations, notes = drop_redundant(self.groups, self.orders, self.colocations)
         for subject, what in notes:
             self.warnings.append(f"{self.where_of.get(subject, self.path)}: {subject}: {what}")
@@ -645,6 +762,7 @@ def parse_cib_xml(
         node_attributes=tuple(reader.nodes.items()),
         fencing_levels=tuple(reader.fencing_levels),
         source=path,
+        clones=tuple(reader.clones),
     )
     for subject, what in cfg.problems():
         if reader.refused_ids.intersection(re.findall(r"[\w.-]+", what)):
@@ -687,12 +805,20 @@ def render_cib_xml(cfg: ClusterConfig) -> str:
     # comes back in the same order (export), and a round trip changes nothing.
     grouped = {member: group for group in cfg.groups for member in group.members}
     by_id = {p.id: p for p in cfg.primitives}
+    clone_of = {c.child: c for c in cfg.clones}
     for primitive in cfg.primitives:
         group = grouped.get(primitive.id)
+        clone = clone_of.get(group.id if group is not None else primitive.id)
+        parent = resources
+        if clone is not None and (group is None or primitive.id == group.members[0]):
+            parent = ET.SubElement(resources, "clone", {"id": clone.id})
+            ids.taken.add(clone.id)
+            if clone.meta:
+                _nvset(parent, "meta_attributes", ids.new(clone.id, "meta_attributes"), clone.meta, ids)
         if group is None:
-            _primitive_xml(resources, primitive, ids)
+            _primitive_xml(parent, primitive, ids)
         elif primitive.id == group.members[0]:
-            element = ET.SubElement(resources, "group", {"id": group.id})
+            element = ET.SubElement(parent, "group", {"id": group.id})
             ids.taken.add(group.id)
             if group.meta:
                 _nvset(element, "meta_attributes", ids.new(group.id, "meta_attributes"), group.meta, ids)
@@ -700,29 +826,37 @@ def render_cib_xml(cfg: ClusterConfig) -> str:
                 _primitive_xml(element, by_id[member], ids)
     constraints = ET.SubElement(configuration, "constraints")
     for lc in cfg.locations:
-        ET.SubElement(
-            constraints,
-            "rsc_location",
-            {"id": lc.id, "rsc": lc.rsc, "node": lc.node, "score": _score(lc.score)},
-        )
+        attrs = {"id": lc.id, "rsc": lc.rsc}
+        rules = lc.rules
+        if not rules and lc.role is not None:
+            # The pacemaker-2.0 schema has no role on rsc_location: a role goes on a rule.
+            rules = (Rule(lc.score, (Expression("#uname", "eq", lc.node),), role=lc.role),)
+        elif not rules:
+            attrs |= {"node": lc.node, "score": _score(lc.score)}
+        location = ET.SubElement(constraints, "rsc_location", attrs)
+        for index, rule in enumerate(rules, start=1):
+            role = rule.role or (lc.role if lc.rules else None)
+            _rule_xml(location, ids.new(lc.id, "rule", str(index)), replace(rule, role=role), ids)
     for co in cfg.colocations:
-        ET.SubElement(
-            constraints,
-            "rsc_colocation",
-            {"id": co.id, "rsc": co.rsc, "with-rsc": co.with_rsc, "score": _score(co.score)},
-        )
+        attrs = {"id": co.id, "rsc": co.rsc, "with-rsc": co.with_rsc, "score": _score(co.score)}
+        if co.rsc_role is not None:
+            attrs["rsc-role"] = _schema_role(co.rsc_role)
+        if co.with_rsc_role is not None:
+            attrs["with-rsc-role"] = _schema_role(co.with_rsc_role)
+        ET.SubElement(constraints, "rsc_colocation", attrs)
     for od in cfg.orders:
-        ET.SubElement(
-            constraints,
-            "rsc_order",
-            {
-                "id": od.id,
-                "first": od.first,
-                "then": od.then,
-                "kind": od.kind,
-                "symmetrical": "true" if od.symmetrical else "false",
-            },
-        )
+        attrs = {
+            "id": od.id,
+            "first": od.first,
+            "then": od.then,
+            "kind": od.kind,
+            "symmetrical": "true" if od.symmetrical else "false",
+        }
+        if od.first_action != "start":
+            attrs["first-action"] = od.first_action
+        if od.then_action != "start":
+            attrs["then-action"] = od.then_action
+        ET.SubElement(constraints, "rsc_order", attrs)
     if cfg.fencing_levels:
         topology = ET.SubElement(configuration, "fencing-topology")
         for level in cfg.fencing_levels:
@@ -772,7 +906,7 @@ def _primitive_xml(parent: ET.Element, p: Primitive, ids: _Ids) -> None:
             if op.on_fail is not None:
                 op_attrs["on-fail"] = op.on_fail
             if op.role is not None:
-                op_attrs["role"] = op.role
+                op_attrs["role"] = _schema_role(op.role)
             op_element = ET.SubElement(operations, "op", op_attrs)
             if op.depth:
                 _nvset(
@@ -782,6 +916,37 @@ def _primitive_xml(parent: ET.Element, p: Primitive, ids: _Ids) -> None:
                     (("OCF_CHECK_LEVEL", str(op.depth)),),
                     ids,
                 )
+
+
+_SCHEMA_ROLES: Final = {"Promoted": "Master", "Unpromoted": "Slave"}
+"""The pacemaker-2.0 schema (``EXPORT_SCHEMA``) names the roles Master and Slave; the
+importer reads them back as Promoted and Unpromoted (with a warning)."""
+
+
+def _schema_role(role: str) -> str:
+    return _SCHEMA_ROLES.get(role, role)
+
+
+def _rule_xml(parent: ET.Element, rule_id: str, rule: Rule, ids: _Ids) -> None:
+    attrs = {"id": rule_id, "boolean-op": rule.boolean_op}
+    if rule.score_attribute is not None:
+        attrs["score-attribute"] = rule.score_attribute
+    else:
+        attrs["score"] = _score(rule.score)
+    if rule.role is not None:
+        attrs["role"] = _schema_role(rule.role)
+    element = ET.SubElement(parent, "rule", attrs)
+    for expression in rule.expressions:
+        expr = {
+            "id": ids.new(rule_id, "expr"),
+            "attribute": expression.attribute,
+            "operation": expression.operation,
+        }
+        if expression.value is not None:
+            expr["value"] = expression.value
+        if expression.type is not None:
+            expr["type"] = expression.type
+        ET.SubElement(element, "expression", expr)
 
 
 def _nvset(parent: ET.Element, tag: str, set_id: str, pairs: Iterable[tuple[str, str]], ids: _Ids) -> None:

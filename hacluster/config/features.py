@@ -36,30 +36,22 @@ MISSING: Final[dict[str, MissingFeature]] = {
     item.key: item
     for item in (
         MissingFeature(
-            "clone",
-            "clones",
-            8,
-            "run one primitive per node instead, each with a location constraint, or leave the clone "
-            "to Pacemaker until then",
+            "date-rules",
+            "date expressions in rules (date, date_spec, in_range)",
+            None,
+            "write a rule on node attributes instead, and change the configuration when the date comes",
         ),
         MissingFeature(
-            "promotable",
-            "promotable (master/slave) clones",
+            "order-actions",
+            "orders on the stop or demote action",
             8,
-            "keep this resource under Pacemaker until then, or run the service as a plain primitive "
-            "with its replication managed outside the cluster",
+            "order the start (or promote) instead: stops and demotes then run in the reverse order",
         ),
         MissingFeature(
-            "roles",
-            "resource roles (Master/Slave, Promoted/Unpromoted)",
-            8,
-            "name the resource without a role (it then means Started)",
-        ),
-        MissingFeature(
-            "rules",
-            "location rules (other than a single #uname eq NODE)",
-            8,
-            "write one location constraint per node with a score, e.g. location ID RSC -inf: NODE",
+            "rsc-pattern",
+            "location constraints by resource pattern (rsc-pattern)",
+            None,
+            "write one location constraint per resource",
         ),
         MissingFeature(
             "resource-sets",

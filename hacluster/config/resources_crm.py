@@ -9,9 +9,9 @@ Theory of operation
    (inside a quoted value too); a line starting with ``#`` is a comment; ``"…"`` quotes
    (with ``\\"`` and ``\\\\`` escapes) and ``'…'`` quotes keep blanks inside a value.
 2. **Grammar.**  The first word (or an unambiguous prefix of it, as crmsh allows) picks a
-   handler in ``_HANDLERS`` (``primitive``, ``group``, ``location``, ``colocation``,
-   ``order``, ``property``, ``rsc_defaults``, ``op_defaults``, ``node``,
-   ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
+   handler in ``_HANDLERS`` (``primitive``, ``group``, ``clone``, ``ms``/``master``,
+   ``location`` (node scores and rules), ``colocation``, ``order``, ``property``,
+   ``rsc_defaults``, ``op_defaults``, ``node``, ``fencing_topology``).  crmsh 1.x set ids (``$id=…``) are dropped first.  A handler
    checks its own statement and appends model objects; a bad statement becomes one problem
    and parsing goes on.  A construct of a feature not built yet is refused through
    ``features.MISSING``, by name.
@@ -37,11 +37,10 @@ import difflib
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from hacluster.config.crm_model import (
-    MASTER_ROLES,
     drop_redundant,
     modernize_properties,
     pacemaker_meta_value,
@@ -52,11 +51,15 @@ from hacluster.config.features import MISSING
 from hacluster.config.values import is_number
 from hacluster.core.cib import (
     AGENT_CLASSES,
-    OP_ROLES,
+    CLONE_META,
+    ORDER_ACTIONS,
     ORDER_KINDS,
+    RULE_TYPES,
     TIME_HINT,
+    Clone,
     ClusterConfig,
     Colocation,
+    Expression,
     FencingLevel,
     Group,
     Location,
@@ -64,6 +67,8 @@ from hacluster.core.cib import (
     Order,
     Pairs,
     Primitive,
+    Rule,
+    canonical_role,
     format_score,
     format_time_ms,
     parse_boolean,
@@ -90,9 +95,6 @@ OP_NAMES: Final = (
 )
 _OP_ATTRIBUTES: Final = ("interval", "timeout", "OCF_CHECK_LEVEL", "depth", "on-fail", "role")
 _UNSUPPORTED: Final[dict[str, str]] = {
-    "clone": "clone",
-    "ms": "promotable",
-    "master": "promotable",
     "rsc_template": "templates",
     "template": "templates",
     "tag": "tags",
@@ -286,10 +288,10 @@ class _Parser:
     broken: set[str] = field(default_factory=set)
     """Ids of statements that failed to parse; ``check()`` complaints about them are dropped."""
     warnings: list[str] = field(default_factory=list)
-    promotable_members: set[str] = field(default_factory=set)
-    """Primitives named by a (refused) ``ms`` statement: their role ops are not dead code."""
-    role_ops: list[tuple[str, str]] = field(default_factory=list)
-    """``(primitive, warning)`` for each op dropped for its promotable-clone role."""
+    clones: list[Clone] = field(default_factory=list)
+    role_ops: list[tuple[str, Op, str]] = field(default_factory=list)
+    """``(primitive, op, warning)`` for each op with a promotable-clone role: kept on a
+    primitive in a promotable clone, dropped with the warning elsewhere (``finish``)."""
     utilization: list[tuple[str, int]] = field(default_factory=list)
     """``(element, line)`` of each utilization section, judged once placement-strategy is known."""
 
@@ -321,8 +323,6 @@ class _Parser:
             self.problems.append(self._unknown_statement(head))
             if head.text in _UNSUPPORTED and len(tokens) > 1:
                 self.broken.add(tokens[1].text)  # references to it would only repeat the refusal
-                if _UNSUPPORTED[head.text] == "promotable" and len(tokens) > 2:
-                    self.promotable_members.add(tokens[2].text)
             return
         try:
             handler(self, tokens)
@@ -386,7 +386,7 @@ class _Parser:
 
     def finish(self) -> None:
         """The whole-file rules of ``crm_model``: redundant constraints, obsolete options, utilization."""
-        self.warnings.extend(w for rsc, w in self.role_ops if rsc not in self.promotable_members)
+        self._place_role_ops()
         self.orders, self.colocations, notes = drop_redundant(self.groups, self.orders, self.colocations)
         for subject, what in notes:
             self.warnings.append(f"{self.where_of(subject)}: {subject}: {what}")
@@ -409,6 +409,24 @@ class _Parser:
                     + MISSING["utilization"].message(f"placement-strategy={strategy}")
                 )
 
+    def _place_role_ops(self) -> None:
+        """Ops with role Promoted/Unpromoted go to their primitive when it is in a promotable
+        clone; elsewhere Pacemaker never runs them, so they are dropped with a warning."""
+        promotable: set[str] = set()
+        groups = {g.id: g.members for g in self.groups}
+        for clone in self.clones:
+            if any(k == "promotable" and _is_true_word(v) for k, v in clone.meta):
+                promotable.update(groups.get(clone.child, (clone.child,)))
+        extra: dict[str, list[Op]] = {}
+        for rsc, op, warning in self.role_ops:
+            if rsc in promotable:
+                extra.setdefault(rsc, []).append(op)
+            else:
+                self.warnings.append(warning)
+        self.primitives = [
+            replace(p, ops=(*p.ops, *extra[p.id])) if p.id in extra else p for p in self.primitives
+        ]
+
     def where_of(self, subject: str) -> str:
         words = subject.split()
         for key in (subject, " ".join(words[:2]), words[0] if words else ""):
@@ -430,6 +448,7 @@ class _Parser:
             node_attributes=tuple(self.nodes.items()),
             fencing_levels=tuple(self.fencing_levels),
             source=self.path,
+            clones=tuple(self.clones),
         )
 
     # -- primitive ------------------------------------------------------------------------------
@@ -464,12 +483,16 @@ class _Parser:
                 if i + 1 >= len(rest) or rest[i + 1].quoted or "=" in rest[i + 1].text:
                     raise _StatementError(keyword.line, "op needs a name; write e.g. op monitor interval=10s")
                 pairs, end = _pairs_after(rest, i + 2, _SECTION_WORDS)
-                role = next((v for k, v in pairs if k.text == "role"), None)
-                if role is not None and role.lower() in MASTER_ROLES:
-                    warning = role_op_warning(rsc_id.text, rest[i + 1].text, role)
-                    self.role_ops.append((rsc_id.text, f"{self.path}:{rest[i].line}: {warning}"))
+                role_pair = next(((k, v) for k, v in pairs if k.text == "role"), None)
+                if role_pair is not None:
+                    self._legacy_role_warning(role_pair[0], role_pair[1], f"op {rest[i + 1].text} role=")
+                op = _op(rest[i + 1], pairs)
+                if op.role in ("Promoted", "Unpromoted"):
+                    assert role_pair is not None
+                    warning = role_op_warning(rsc_id.text, rest[i + 1].text, role_pair[1])
+                    self.role_ops.append((rsc_id.text, op, f"{self.path}:{rest[i].line}: {warning}"))
                 else:
-                    ops.append(_op(rest[i + 1], pairs))
+                    ops.append(op)
                 i = end
             elif keyword.is_word("args"):
                 if agent_class != "heartbeat":
@@ -536,34 +559,98 @@ class _Parser:
     # -- constraints ----------------------------------------------------------------------------
 
     def on_location(self, tokens: list[Token]) -> None:
-        usage = "expected SCORE: NODE after the resource; write location ID RSC SCORE: NODE, e.g. location prefer-n1 web 100: node1"
+        usage = (
+            "expected SCORE: NODE or rule SCORE: EXPRESSION after the resource; write location ID RSC "
+            "SCORE: NODE, e.g. location prefer-n1 web 100: node1"
+        )
         _refuse_sets(tokens)
-        if len(tokens) > 3 and tokens[3].is_word("rule"):
-            words = self._uname_rule(tokens, tokens[3:])
-        else:
-            words = _split_score_colon(tokens[3:])
-        if len(tokens) > 2 and tokens[2].text.partition(":")[2].lower() in MASTER_ROLES:
-            raise _StatementError(tokens[2].line, MISSING["roles"].message(tokens[2].text))
-        if len(tokens) < 4 or len(words) != 2 or not words[0].text.endswith(":"):
+        if len(tokens) < 4:
+            raise _StatementError(tokens[-1].line, usage)
+        rsc_text, _, rsc_role = tokens[2].text.partition(":")
+        role = self._role(tokens[2], rsc_role) if rsc_role else None
+        rest = tokens[3:]
+        if rest and rest[0].text.startswith("role=") and not rest[0].quoted:
+            role = self._role(rest[0], rest[0].text.partition("=")[2])
+            rest = rest[1:]
+        rsc = _plain_rsc(Token(rsc_text, tokens[2].line))
+        self.lines[f"location {tokens[1].text}"] = tokens[1].line
+        if rest and rest[0].is_word("rule"):
+            rules = self._rules(rest)
+            node_score = _single_node_rule(rules)
+            if node_score is not None and not (role and rules[0].role):
+                # `rule 100: #uname eq n1` is a plain node score
+                node, score = node_score
+                self.locations.append(Location(tokens[1].text, rsc, node, score, role=role or rules[0].role))
+            else:
+                self.locations.append(Location(tokens[1].text, rsc, "", 0, rules=rules, role=role))
+            return
+        words = _split_score_colon(rest)
+        if len(words) != 2 or not words[0].text.endswith(":"):
             raise _StatementError(tokens[-1].line, usage)
         score = _score(words[0])
         node = _node_name(words[1])
-        self.lines[f"location {tokens[1].text}"] = tokens[1].line
-        self.locations.append(Location(tokens[1].text, _plain_rsc(tokens[2]), node, score))
+        self.locations.append(Location(tokens[1].text, rsc, node, score, role=role))
 
-    def _uname_rule(self, tokens: list[Token], rule: list[Token]) -> list[Token]:
-        """``rule SCORE: #uname eq NODE`` as the words ``SCORE:`` ``NODE``; other rules are refused."""
-        words = [t for t in rule[1:] if not (t.text.startswith("$") and "=" in t.text)]
-        if len(words) >= 2 and ":" in words[0].text and not words[0].text.endswith(":"):
-            score, _, rest = words[0].text.partition(":")
-            words = [Token(score + ":", words[0].line), Token(rest, words[0].line), *words[1:]]
-        if any(t.text.startswith("$role") for t in rule):
-            raise _StatementError(rule[0].line, MISSING["roles"].message("rule $role"))
-        if len(words) == 4 and words[0].text.endswith(":"):
-            node = uname_rule_node(words[1].text, words[2].text, words[3].text)
-            if node is not None:
-                return [words[0], Token(words[3].text, words[3].line)]
-        raise _StatementError(rule[0].line, MISSING["rules"].message(" ".join(t.text for t in rule)))
+    def _rules(self, tokens: list[Token]) -> tuple[Rule, ...]:
+        """``rule [$role=R] SCORE|score-attribute=NAME: EXPR [rule …]``, one ``Rule`` each."""
+        starts = [i for i, t in enumerate(tokens) if t.is_word("rule")]
+        rules = []
+        for n, start in enumerate(starts):
+            stop = starts[n + 1] if n + 1 < len(starts) else len(tokens)
+            rules.append(self._rule(tokens[start], tokens[start + 1 : stop]))
+        return tuple(rules)
+
+    def _rule(self, head: Token, words: list[Token]) -> Rule:
+        usage = (
+            "write rule [$role=Promoted] SCORE: EXPRESSION, e.g. rule -inf: not_defined pingd or pingd lte 0"
+        )
+        role = None
+        while words and words[0].text.startswith(("$role=", "role=")) and not words[0].quoted:
+            role = self._role(words[0], words[0].text.partition("=")[2])
+            words = words[1:]
+        if words and ":" in words[0].text and not words[0].text.endswith(":"):
+            score_text, _, expression = words[0].text.partition(":")
+            words = [Token(score_text + ":", words[0].line), Token(expression, words[0].line), *words[1:]]
+        if not words or not words[0].text.endswith(":"):
+            raise _StatementError(head.line, f"a rule needs a score and a colon; {usage}")
+        score_word = words[0].text.removesuffix(":")
+        score, score_attribute = 0, None
+        if score_word.startswith("score-attribute="):
+            score_attribute = score_word.partition("=")[2]
+        elif score_word.startswith("score="):
+            score = _score(Token(score_word.partition("=")[2], words[0].line))
+        else:
+            try:
+                score = parse_score(score_word)
+            except ValueError:
+                score_attribute = score_word  # crmsh: a non-numeric score names the score attribute
+        if score_attribute is not None and not score_attribute:
+            raise _StatementError(words[0].line, f"score-attribute names no attribute; {usage}")
+        expressions, joins = _expressions(words[1:], usage)
+        if len(set(joins)) > 1:
+            raise _StatementError(
+                head.line,
+                "a rule mixes and with or; hacluster (like crmsh) has no parentheses, so write one rule "
+                "per alternative: location ID RSC rule S: a and b rule S: c",
+            )
+        return Rule(score, expressions, joins[0] if joins else "and", score_attribute, role)
+
+    def _role(self, token: Token, text: str) -> str:
+        role, _ = canonical_role(text)
+        if role is None or role == "Stopped":
+            raise _StatementError(
+                token.line, f"role {text!r} is unknown; expected Started, Promoted or Unpromoted"
+            )
+        self._legacy_role_warning(token, token.text, "")
+        return role
+
+    def _legacy_role_warning(self, token: Token, text: str, where: str) -> None:
+        role, legacy = canonical_role(text.rpartition(":")[2].rpartition("=")[2])
+        if legacy:
+            self.warnings.append(
+                f"{self.path}:{token.line}: {where}{text}: read as {role}, the name Pacemaker 2 gives "
+                f"this role; write {role}"
+            )
 
     def on_colocation(self, tokens: list[Token]) -> None:
         usage = "write colocation ID SCORE: RSC WITH_RSC, e.g. colocation web-with-ip inf: web vip"
@@ -571,11 +658,22 @@ class _Parser:
         if len(tokens) < 5 or not tokens[2].text.endswith(":"):
             raise _StatementError(tokens[-1].line, usage)
         score = _score(tokens[2])
-        names = [_rsc_role(t) for t in tokens[3:]]
-        for n, (rsc, with_rsc) in enumerate(itertools.pairwise(names), start=1):
+        names = [self._rsc_role(t) for t in tokens[3:]]
+        for n, ((rsc, rsc_role), (with_rsc, with_role)) in enumerate(itertools.pairwise(names), start=1):
             constraint_id = tokens[1].text if len(names) == 2 else f"{tokens[1].text}-{n}"
             self.lines[f"colocation {constraint_id}"] = tokens[1].line
-            self.colocations.append(Colocation(constraint_id, score, rsc, with_rsc))
+            self.colocations.append(Colocation(constraint_id, score, rsc, with_rsc, rsc_role, with_role))
+
+    def _rsc_role(self, token: Token) -> tuple[str, str | None]:
+        if "=" in token.text:
+            raise _StatementError(
+                token.line, f"{token.text!r} is not supported; colocation takes RSC or RSC:ROLE only"
+            )
+        rsc, colon, role = token.text.partition(":")
+        if not colon:
+            return rsc, None
+        canonical = self._role(token, role)
+        return rsc, None if canonical == "Started" else canonical
 
     def on_order(self, tokens: list[Token]) -> None:
         usage = "write order ID KIND: FIRST THEN, e.g. order ip-then-web Mandatory: vip web"
@@ -584,7 +682,7 @@ class _Parser:
             raise _StatementError(tokens[-1].line, usage)
         kind = _order_kind(tokens[2])
         symmetrical = True
-        names: list[str] = []
+        names: list[tuple[str, str]] = []
         for token in tokens[3:]:
             if token.text.startswith("symmetrical=") and not token.quoted:
                 symmetrical = _boolean(token, token.text.partition("=")[2])
@@ -599,10 +697,73 @@ class _Parser:
                 names.append(_rsc_action(token))
         if len(names) < 2:
             raise _StatementError(tokens[-1].line, usage)
-        for n, (first, then) in enumerate(itertools.pairwise(names), start=1):
+        for n, ((first, first_action), (then, then_action)) in enumerate(itertools.pairwise(names), start=1):
             constraint_id = tokens[1].text if len(names) == 2 else f"{tokens[1].text}-{n}"
             self.lines[f"order {constraint_id}"] = tokens[1].line
-            self.orders.append(Order(constraint_id, kind, first, then, symmetrical))
+            self.orders.append(
+                Order(constraint_id, kind, first, then, symmetrical, first_action, then_action)
+            )
+
+    # -- clones ---------------------------------------------------------------------------------
+
+    def on_clone(self, tokens: list[Token]) -> None:
+        self._clone(tokens, legacy=False)
+
+    def on_ms(self, tokens: list[Token]) -> None:
+        self._clone(tokens, legacy=True)
+
+    def _clone(self, tokens: list[Token], *, legacy: bool) -> None:
+        keyword = tokens[0].text
+        usage = f"write {keyword} ID RSC [meta k=v …], e.g. clone ping-clone ping meta clone-max=3"
+        if len(tokens) < 3 or tokens[2].is_word("meta", "params"):
+            raise _StatementError(tokens[-1].line, f"needs an id and the resource it clones; {usage}")
+        meta: list[tuple[Token, str]] = []
+        i = 3
+        while i < len(tokens):
+            if tokens[i].is_word("meta"):
+                pairs, i = _pairs_after(tokens, i + 1, ("meta", "params"))
+                _extend_unique(meta, self._meta_values(pairs), "meta ")
+            elif tokens[i].is_word("params"):
+                # crmsh writes them as instance attributes of the clone; Pacemaker 1.0 read its
+                # clone options from there too.  Clone options are read as meta, with a warning.
+                pairs, i = _pairs_after(tokens, i + 1, ("meta", "params"))
+                for key, _ in pairs:
+                    if key.text not in CLONE_META and key.text not in ("master-max", "master-node-max"):
+                        raise _StatementError(
+                            key.line, f"params {key.text}: a clone has no params; put them on its primitive"
+                        )
+                self.warnings.append(
+                    f"{self.path}:{tokens[i - 1].line}: {keyword} {tokens[1].text}: clone options given as "
+                    "params; read as meta (Pacemaker reads them there); write meta instead of params"
+                )
+                _extend_unique(meta, pairs, "meta ")
+            else:
+                raise _StatementError(
+                    tokens[i].line, f"unexpected {tokens[i].text!r}; a clone clones one resource; {usage}"
+                )
+        values: list[tuple[str, str]] = [(k.text, v) for k, v in meta]
+        names = {k for k, _ in values}
+        renamed = []
+        for old, new in (("master-max", "promoted-max"), ("master-node-max", "promoted-node-max")):
+            if old in names:
+                if new in names:
+                    raise _StatementError(tokens[1].line, f"both {old} and {new} are set; keep {new}")
+                values = [(new if k == old else k, v) for k, v in values]
+                renamed.append(f"{old} as {new}")
+        if legacy:
+            if "promotable" in names and not _is_true_word(dict(values)["promotable"]):
+                raise _StatementError(tokens[1].line, "ms with promotable=false; write clone instead")
+            if "promotable" not in names:
+                values.append(("promotable", "true"))
+        if legacy or renamed:
+            spelled = " ".join(f"{k}={quote_value(v)}" for k, v in values)
+            read = f" (reading {', '.join(renamed)})" if renamed else ""
+            self.warnings.append(
+                f"{self.path}:{tokens[0].line}: {keyword} {tokens[1].text}: the Pacemaker 1 form{read}; "
+                f"write clone {tokens[1].text} {tokens[2].text} meta {spelled}"
+            )
+        self.lines[f"clone {tokens[1].text}"] = tokens[1].line
+        self.clones.append(Clone(tokens[1].text, tokens[2].text, tuple(values)))
 
     # -- properties, defaults, nodes, fencing ---------------------------------------------------
 
@@ -698,6 +859,9 @@ _HANDLERS: Final[dict[str, Callable[[_Parser, list[Token]], None]]] = {
     "op_defaults": _Parser.on_op_defaults,
     "node": _Parser.on_node,
     "fencing_topology": _Parser.on_fencing_topology,
+    "clone": _Parser.on_clone,
+    "ms": _Parser.on_ms,
+    "master": _Parser.on_ms,
 }
 _SECTION_WORDS: Final = ("params", "op", "meta", "utilization", "args")
 
@@ -799,7 +963,7 @@ def _op(name: Token, pairs: list[tuple[Token, str]]) -> Op:
         )
     role = values.get("role")
     if role is not None:
-        role = next((r for r in OP_ROLES if r.lower() == role.lower()), role)
+        role = canonical_role(role)[0] or role  # an unknown word is kept: check() names it
     return Op(name.text, interval_ms, timeout_ms, int(depth_text), values.get("on-fail"), role)
 
 
@@ -864,26 +1028,62 @@ def _plain_rsc(token: Token) -> str:
     return token.text
 
 
-def _rsc_role(token: Token) -> str:
-    rsc, colon, role = token.text.partition(":")
-    if colon and role != "Started":
-        raise _StatementError(token.line, MISSING["roles"].message(token.text))
-    if "=" in token.text:
-        raise _StatementError(
-            token.line, f"{token.text!r} is not supported; colocation takes resource ids only"
-        )
-    return rsc
-
-
-def _rsc_action(token: Token) -> str:
+def _rsc_action(token: Token) -> tuple[str, str]:
     rsc, colon, action = token.text.partition(":")
-    if colon and action in ("promote", "demote"):
-        raise _StatementError(token.line, MISSING["roles"].message(token.text))
-    if colon and action != "start":
+    if not colon:
+        return rsc, "start"
+    if action not in ORDER_ACTIONS:
         raise _StatementError(
-            token.line, f"{token.text!r}: only the start action can be ordered; write {rsc}"
+            token.line, f"{token.text!r}: action {action!r} is unknown; expected {', '.join(ORDER_ACTIONS)}"
         )
-    return rsc
+    if action in ("stop", "demote"):
+        raise _StatementError(token.line, MISSING["order-actions"].message(token.text))
+    return rsc, action
+
+
+def _single_node_rule(rules: tuple[Rule, ...]) -> tuple[str, int] | None:
+    """``(node, score)`` of a location whose one rule is ``SCORE: #uname eq NODE``, else None."""
+    if len(rules) != 1 or rules[0].score_attribute is not None:
+        return None
+    expressions = rules[0].expressions
+    if len(expressions) != 1 or expressions[0].type not in (None, "string"):
+        return None
+    node = uname_rule_node(expressions[0].attribute, expressions[0].operation, expressions[0].value or "")
+    return None if node is None else (node, rules[0].score)
+
+
+def _expressions(words: list[Token], usage: str) -> tuple[tuple[Expression, ...], list[str]]:
+    """The expressions of one rule and the words (``and``/``or``) between them."""
+    expressions: list[Expression] = []
+    joins: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.is_word("date") or word.text in ("date_spec", "date-spec", "in_range"):
+            raise _StatementError(word.line, MISSING["date-rules"].message(word.text))
+        if word.is_word("defined", "not_defined"):
+            if i + 1 >= len(words):
+                raise _StatementError(word.line, f"{word.text} needs an attribute name; {usage}")
+            expressions.append(Expression(words[i + 1].text, word.text))
+            i += 2
+        elif i + 2 < len(words) and words[i + 1].text in ("eq", "ne", "lt", "gt", "lte", "gte"):
+            kind, colon, value = words[i + 2].text.partition(":")
+            if not colon or kind not in RULE_TYPES:
+                kind, value = "", words[i + 2].text
+            expressions.append(Expression(word.text, words[i + 1].text, value, kind or None))
+            i += 3
+        else:
+            raise _StatementError(word.line, f"{word.text!r} does not start an expression; {usage}")
+        if i < len(words):
+            if not words[i].is_word("and", "or"):
+                raise _StatementError(words[i].line, f"expected and or or, got {words[i].text!r}; {usage}")
+            joins.append(words[i].text)
+            i += 1
+            if i == len(words):
+                raise _StatementError(words[i - 1].line, f"{words[i - 1].text} ends the rule; {usage}")
+    if not expressions:
+        raise _StatementError(words[0].line if words else 0, f"a rule needs an expression; {usage}")
+    return tuple(expressions), joins
 
 
 def _refuse_sets(tokens: list[Token]) -> None:
@@ -929,13 +1129,24 @@ def render_resources_crm(cfg: ClusterConfig) -> str:
         out.append(
             _statement(f"group {g.id} {' '.join(g.members)}", [_section("meta", g.meta)] if g.meta else [])
         )
+    for cl in cfg.clones:
+        out.append(_statement(f"clone {cl.id} {cl.child}", [_section("meta", cl.meta)] if cl.meta else []))
     for lc in cfg.locations:
-        out.append(f"location {lc.id} {lc.rsc} {format_score(lc.score)}: {lc.node}")
+        role = f" role={lc.role}" if lc.role is not None else ""
+        if lc.rules:
+            out.append(_statement(f"location {lc.id} {lc.rsc}{role}", [_render_rule(r) for r in lc.rules]))
+        else:
+            out.append(f"location {lc.id} {lc.rsc}{role} {format_score(lc.score)}: {lc.node}")
     for co in cfg.colocations:
-        out.append(f"colocation {co.id} {format_score(co.score)}: {co.rsc} {co.with_rsc}")
+        out.append(
+            f"colocation {co.id} {format_score(co.score)}: {_with_role(co.rsc, co.rsc_role)} "
+            f"{_with_role(co.with_rsc, co.with_rsc_role)}"
+        )
     for od in cfg.orders:
         tail = "" if od.symmetrical else " symmetrical=false"
-        out.append(f"order {od.id} {od.kind}: {od.first} {od.then}{tail}")
+        first = od.first if od.first_action == "start" else f"{od.first}:{od.first_action}"
+        then = od.then if od.then_action == "start" else f"{od.then}:{od.then_action}"
+        out.append(f"order {od.id} {od.kind}: {first} {then}{tail}")
     if cfg.fencing_levels:
         targets: dict[str, list[FencingLevel]] = {}
         for level in cfg.fencing_levels:
@@ -953,6 +1164,27 @@ def render_resources_crm(cfg: ClusterConfig) -> str:
         if pairs:
             out.append(_statement(f"{keyword} {set_id}:", [_pair(k, v) for k, v in pairs]))
     return "".join(line + "\n" for line in out)
+
+
+def _with_role(rsc: str, role: str | None) -> str:
+    return rsc if role is None else f"{rsc}:{role}"
+
+
+def _render_rule(rule: Rule) -> str:
+    words = ["rule"]
+    if rule.role is not None:
+        words.append(f"$role={rule.role}")
+    score = f"score-attribute={rule.score_attribute}" if rule.score_attribute else format_score(rule.score)
+    words.append(f"{score}:")
+    for n, expression in enumerate(rule.expressions):
+        if n:
+            words.append(rule.boolean_op)
+        if expression.value is None:
+            words += [expression.operation, expression.attribute]
+        else:
+            typed = f"{expression.type}:" if expression.type else ""
+            words += [expression.attribute, expression.operation, quote_value(typed + expression.value)]
+    return " ".join(words)
 
 
 def _statement(head: str, sections: list[str]) -> str:

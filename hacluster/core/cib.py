@@ -43,8 +43,27 @@ DEFAULT_OP_TIMEOUT_MS: Final = 20_000
 AGENT_CLASSES: Final = ("ocf", "lsb", "heartbeat", "stonith")
 ORDER_KINDS: Final = ("Mandatory", "Optional", "Serialize")
 ON_FAIL_VALUES: Final = ("ignore", "block", "stop", "restart", "standby", "fence")
-OP_ROLES: Final = ("Started", "Stopped")
-TARGET_ROLES: Final = ("Started", "Stopped")
+OP_ROLES: Final = ("Started", "Stopped", "Promoted", "Unpromoted")
+TARGET_ROLES: Final = ("Started", "Stopped", "Promoted", "Unpromoted")
+ROLES: Final = ("Started", "Promoted", "Unpromoted")
+"""Roles a constraint can name (``colocation … db-clone:Promoted``, ``location … role=``)."""
+LEGACY_ROLES: Final[dict[str, str]] = {"master": "Promoted", "slave": "Unpromoted"}
+"""Pacemaker 1.x names, accepted by the parsers with a warning."""
+ORDER_ACTIONS: Final = ("start", "stop", "promote", "demote")
+RULE_OPERATIONS: Final = ("defined", "not_defined", "eq", "ne", "lt", "gt", "lte", "gte")
+RULE_TYPES: Final = ("string", "integer", "number", "version")
+CLONE_META: Final = (
+    "clone-max",
+    "clone-node-max",
+    "globally-unique",
+    "interleave",
+    "ordered",
+    "notify",
+    "promotable",
+    "promoted-max",
+    "promoted-node-max",
+)
+"""The clone options Pacemaker defines (Pacemaker Explained, "Clone options")."""
 MULTIPLE_ACTIVE_VALUES: Final = ("block", "stop_only", "stop_start", "stop_unexpected")
 
 PROPERTY_DEFAULTS: Final[dict[str, str]] = {
@@ -338,13 +357,44 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class Expression:
+    """One test of a rule on a node's attributes: ``pingd lte 0``, ``defined db``, ``#uname eq n1``.
+
+    ``value`` is None exactly for ``defined``/``not_defined``; ``type`` None means Pacemaker's
+    default (``number``/``integer`` for lt/gt/lte/gte, ``string`` otherwise; ``core.rules``).
+    """
+
+    attribute: str
+    operation: str
+    value: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A location rule: on the nodes where it holds, add ``score`` (or the node's value of
+    ``score_attribute``); ``boolean_op`` joins the expressions (``and`` or ``or``)."""
+
+    score: int
+    expressions: tuple[Expression, ...]
+    boolean_op: str = "and"
+    score_attribute: str | None = None
+    role: str | None = None
+    """The rule applies to instances in this role only (``Promoted``); None: any."""
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
-    """``rsc`` prefers (score > 0) or avoids (score < 0) ``node``."""
+    """``rsc`` prefers (score > 0) or avoids (score < 0) ``node``; or, with ``rules`` (and
+    ``node`` empty), every node where a rule holds gets that rule's score."""
 
     id: str
     rsc: str
     node: str
     score: int
+    rules: tuple[Rule, ...] = ()
+    role: str | None = None
+    """Only instances of a promotable clone in this role (``Promoted``) are concerned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +405,9 @@ class Colocation:
     score: int
     rsc: str
     with_rsc: str
+    rsc_role: str | None = None
+    """``db-clone:Promoted``: only the instance in that role follows; None: any (Started)."""
+    with_rsc_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +419,36 @@ class Order:
     first: str
     then: str
     symmetrical: bool = True
+    first_action: str = "start"
+    """``order … db-clone:promote vip``: the action of ``first`` that ``then`` waits for."""
+    then_action: str = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """``child`` (a primitive or a group) runs as several instances, ``CHILD:0`` … (Pacemaker's
+    names); with ``promotable=true`` some of them are promoted.  ``meta`` keeps the operator's
+    strings; ``ClusterConfig.clone_settings`` reads them with Pacemaker's defaults."""
+
+    id: str
+    child: str
+    meta: Pairs
+
+
+@dataclass(frozen=True, slots=True)
+class CloneSettings:
+    """A clone's options, typed, with Pacemaker's defaults (Pacemaker Explained, clones)."""
+
+    clone_max: int
+    """Instances in all; default: the number of nodes."""
+    clone_node_max: int = 1
+    globally_unique: bool = False
+    interleave: bool = False
+    ordered: bool = False
+    notify: bool = False
+    promotable: bool = False
+    promoted_max: int = 1
+    promoted_node_max: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,15 +476,101 @@ class ClusterConfig:
     node_attributes: tuple[tuple[str, Pairs], ...] = ()
     fencing_levels: tuple[FencingLevel, ...] = ()
     source: str = "resources.crm"
+    clones: tuple[Clone, ...] = ()
 
     # -- lookups ----------------------------------------------------------------------------
 
     def primitive(self, rsc_id: str) -> Primitive:
-        """The primitive ``rsc_id``; ``KeyError`` if there is none."""
+        """The primitive ``rsc_id`` (or the primitive of instance ``rsc_id``, ``db:1``);
+        ``KeyError`` if there is none."""
+        base = base_id(rsc_id)
         for primitive in self.primitives:
-            if primitive.id == rsc_id:
+            if primitive.id == base:
                 return primitive
         raise KeyError(rsc_id)
+
+    def clone(self, clone_id: str) -> Clone:
+        """The clone ``clone_id``; ``KeyError`` if there is none."""
+        for clone in self.clones:
+            if clone.id == clone_id:
+                return clone
+        raise KeyError(clone_id)
+
+    def clone_of(self, rsc_id: str) -> Clone | None:
+        """The clone that ``rsc_id`` (a clone, its child, a member of its child group, or an
+        instance of any of them) belongs to, if any."""
+        base = base_id(rsc_id)
+        for clone in self.clones:
+            if base in (clone.id, clone.child):
+                return clone
+            group = self._group_or_none(clone.child)
+            if group is not None and base in group.members:
+                return clone
+        return None
+
+    def _group_or_none(self, group_id: str) -> Group | None:
+        for group in self.groups:
+            if group.id == group_id:
+                return group
+        return None
+
+    def clone_settings(self, clone_id: str, node_count: int) -> CloneSettings:
+        """``clone_id``'s options with Pacemaker's defaults (``clone-max``: ``node_count``);
+        malformed values (``check()`` reports them) read as the default."""
+        meta = dict(self.clone(clone_id).meta)
+
+        def number(*names: str, default: int) -> int:
+            for name in names:
+                if name in meta:
+                    return _or_default(_nonnegative_int, meta[name], default)
+            return default
+
+        def flag(name: str) -> bool:
+            return is_true(meta.get(name))
+
+        return CloneSettings(
+            clone_max=number("clone-max", default=node_count),
+            clone_node_max=number("clone-node-max", default=1),
+            globally_unique=flag("globally-unique"),
+            interleave=flag("interleave"),
+            ordered=flag("ordered"),
+            notify=flag("notify"),
+            promotable=flag("promotable"),
+            promoted_max=number("promoted-max", "master-max", default=1),
+            promoted_node_max=number("promoted-node-max", "master-node-max", default=1),
+        )
+
+    def is_promotable(self, rsc_id: str) -> bool:
+        """``rsc_id`` belongs to a clone with ``promotable=true``."""
+        clone = self.clone_of(rsc_id)
+        return clone is not None and is_true(dict(clone.meta).get("promotable"))
+
+    def clone_members(self, clone_id: str) -> tuple[str, ...]:
+        """The primitives each instance of ``clone_id`` runs, in start order."""
+        child = self.clone(clone_id).child
+        group = self._group_or_none(child)
+        return group.members if group is not None else (child,)
+
+    def instances(self, clone_id: str, node_count: int) -> tuple[str, ...]:
+        """Instance ids of the clone's child, ``CHILD:0`` … ``CHILD:clone-max-1``."""
+        child = self.clone(clone_id).child
+        count = self.clone_settings(clone_id, node_count).clone_max
+        return tuple(instance_id(child, i) for i in range(count))
+
+    def runnable_ids(self, node_count: int) -> tuple[str, ...]:
+        """Every resource the cluster starts and stops (fence devices aside), in configuration
+        order: primitive ids, a cloned primitive replaced by its instances (``d:0``, ``d:1``…)."""
+        out: list[str] = []
+        for primitive in self.primitives:
+            if primitive.agent_class == "stonith":
+                continue
+            clone = self.clone_of(primitive.id)
+            if clone is None:
+                out.append(primitive.id)
+                continue
+            count = self.clone_settings(clone.id, node_count).clone_max
+            out.extend(instance_id(primitive.id, i) for i in range(count))
+        return tuple(out)
 
     def group(self, group_id: str) -> Group:
         """The group ``group_id``; ``KeyError`` if there is none."""
@@ -443,7 +612,9 @@ class ClusterConfig:
     def meta_of(self, rsc_id: str, name: str, default: None) -> str | None: ...
 
     def meta_of(self, rsc_id: str, name: str, default: str | None = None) -> str | None:
-        """A meta attribute: the resource's, then its group's, then ``rsc_defaults``, then defaults."""
+        """A meta attribute: the resource's, then its group's, then its clone's, then
+        ``rsc_defaults``, then defaults.  An instance id (``db:1``) reads its primitive's."""
+        rsc_id = base_id(rsc_id)
         chain: list[Pairs] = []
         for primitive in self.primitives:
             if primitive.id == rsc_id:
@@ -451,12 +622,19 @@ class ClusterConfig:
         for group in self.groups:
             if group.id == rsc_id or rsc_id in group.members:
                 chain.append(group.meta)
+        clone = self.clone_of(rsc_id)
+        if clone is not None:
+            chain.append(clone.meta)
         chain.append(self.rsc_defaults)
         for pairs in chain:
             value = dict(pairs).get(name)
             if value is not None:
                 return value
-        return default if default is not None else RSC_DEFAULTS.get(name)
+        if default is not None:
+            return default
+        if name == "resource-stickiness" and clone is not None:
+            return "1"  # Pacemaker gives clones a stickiness of 1 so instances do not shuffle
+        return RSC_DEFAULTS.get(name)
 
     def node_attribute(self, node: str, name: str) -> str | None:
         for node_name, attributes in self.node_attributes:
@@ -504,11 +682,13 @@ class ClusterConfig:
         return value if value in MULTIPLE_ACTIVE_VALUES else "stop_start"
 
     def target_role_of(self, rsc_id: str) -> str:
-        """``Started`` or ``Stopped``."""
-        role = (self.meta_of(rsc_id, "target-role") or "Started").capitalize()
+        """``Started``, ``Stopped``, ``Promoted`` or ``Unpromoted`` (``Master``/``Slave`` read as
+        the latter two); malformed reads as Started."""
+        role, _ = canonical_role(self.meta_of(rsc_id, "target-role") or "Started")
         return role if role in TARGET_ROLES else "Started"
 
     def stickiness_of(self, rsc_id: str) -> int:
+        """``resource-stickiness``; 1 for a clone instance without one (``meta_of``)."""
         return _or_default(parse_score, self.meta_of(rsc_id, "resource-stickiness"), 0)
 
     def migration_threshold_of(self, rsc_id: str) -> int:
@@ -566,16 +746,9 @@ class ClusterConfig:
                 {"id": g.id, "members": list(g.members), "meta": [list(kv) for kv in g.meta]}
                 for g in self.groups
             ],
-            "locations": [
-                {"id": c.id, "rsc": c.rsc, "node": c.node, "score": c.score} for c in self.locations
-            ],
-            "colocations": [
-                {"id": c.id, "score": c.score, "rsc": c.rsc, "with_rsc": c.with_rsc} for c in self.colocations
-            ],
-            "orders": [
-                {"id": c.id, "kind": c.kind, "first": c.first, "then": c.then, "symmetrical": c.symmetrical}
-                for c in self.orders
-            ],
+            "locations": [_location_dict(c) for c in self.locations],
+            "colocations": [_colocation_dict(c) for c in self.colocations],
+            "orders": [_order_dict(c) for c in self.orders],
             "fencing_levels": [
                 {"target": lv.target, "index": lv.index, "devices": list(lv.devices)}
                 for lv in self.fencing_levels
@@ -584,6 +757,16 @@ class ClusterConfig:
             "rsc_defaults": [list(kv) for kv in self.rsc_defaults],
             "op_defaults": [list(kv) for kv in self.op_defaults],
             "node_attributes": [[name, [list(kv) for kv in attrs]] for name, attrs in self.node_attributes],
+            **(
+                {
+                    "clones": [
+                        {"id": c.id, "child": c.child, "meta": [list(kv) for kv in c.meta]}
+                        for c in self.clones
+                    ]
+                }
+                if self.clones
+                else {}
+            ),
         }
 
     def to_json(self) -> str:
@@ -619,6 +802,91 @@ class ClusterConfig:
         Parsers map the subject back to a file line.
         """
         return list(_problems(self))
+
+
+INSTANCE_SEPARATOR: Final = ":"
+"""``db:0``: a clone instance is its child's id, a colon and its number (``:`` is not valid
+in an id, so an instance id can never clash with a configured one)."""
+
+
+def instance_id(child: str, index: int) -> str:
+    return f"{child}{INSTANCE_SEPARATOR}{index}"
+
+
+def base_id(rsc_id: str) -> str:
+    """The configured id an instance id names (``db:1`` → ``db``); other ids unchanged."""
+    return rsc_id.partition(INSTANCE_SEPARATOR)[0]
+
+
+def instance_index(rsc_id: str) -> int | None:
+    """The instance number of ``db:1`` (1); None for an id that is not an instance."""
+    _, separator, number = rsc_id.partition(INSTANCE_SEPARATOR)
+    return int(number) if separator and number.isdigit() else None
+
+
+def canonical_role(text: str) -> tuple[str | None, bool]:
+    """A role word as the model keeps it (``Promoted``…), and whether it was a legacy name
+    (``Master``/``Slave``) that the parser warns about; (None, False) for an unknown word."""
+    word = text.strip().lower()
+    if word in LEGACY_ROLES:
+        return LEGACY_ROLES[word], True
+    for role in (*ROLES, "Stopped"):
+        if word == role.lower():
+            return role, False
+    return None, False
+
+
+def _nonnegative_int(text: str) -> int:
+    return _nonnegative(int(text.strip()))
+
+
+# Optional keys are written only when they differ from their default, so a configuration
+# without clones, roles or rules has the same canonical JSON (and digest) as before they existed.
+
+
+def _location_dict(c: Location) -> dict[str, object]:
+    out: dict[str, object] = {"id": c.id, "rsc": c.rsc, "node": c.node, "score": c.score}
+    if c.rules:
+        out["rules"] = [
+            {
+                "score": r.score,
+                "score_attribute": r.score_attribute,
+                "boolean_op": r.boolean_op,
+                "role": r.role,
+                "expressions": [
+                    {"attribute": e.attribute, "operation": e.operation, "value": e.value, "type": e.type}
+                    for e in r.expressions
+                ],
+            }
+            for r in c.rules
+        ]
+    if c.role is not None:
+        out["role"] = c.role
+    return out
+
+
+def _colocation_dict(c: Colocation) -> dict[str, object]:
+    out: dict[str, object] = {"id": c.id, "score": c.score, "rsc": c.rsc, "with_rsc": c.with_rsc}
+    if c.rsc_role is not None:
+        out["rsc_role"] = c.rsc_role
+    if c.with_rsc_role is not None:
+        out["with_rsc_role"] = c.with_rsc_role
+    return out
+
+
+def _order_dict(c: Order) -> dict[str, object]:
+    out: dict[str, object] = {
+        "id": c.id,
+        "kind": c.kind,
+        "first": c.first,
+        "then": c.then,
+        "symmetrical": c.symmetrical,
+    }
+    if c.first_action != "start":
+        out["first_action"] = c.first_action
+    if c.then_action != "start":
+        out["then_action"] = c.then_action
+    return out
 
 
 def _or_default(parse: Callable[[str], T], value: str | None, default: T) -> T:
@@ -674,14 +942,22 @@ def _problems(cfg: ClusterConfig) -> Iterator[tuple[str, str]]:
                         f"member {member} is a stonith device; fencing devices cannot be in a group",
                     )
         yield from _meta_problems(subject, group.meta)
-    resources = primitive_ids | group_ids
+    yield from _clone_problems(cfg, primitive_ids, group_ids)
+    resources = primitive_ids | group_ids | {c.id for c in cfg.clones}
     for location in cfg.locations:
-        yield from _reference_problems(f"location {location.id}", (location.rsc,), resources)
-        if not location.node:
-            yield f"location {location.id}", "names no node; write location ID RSC SCORE: NODE"
+        subject = f"location {location.id}"
+        yield from _reference_problems(subject, (location.rsc,), resources)
+        if not location.node and not location.rules:
+            yield subject, "names no node; write location ID RSC SCORE: NODE"
+        yield from _role_problems(cfg, subject, location.rsc, location.role)
+        for rule in location.rules:
+            yield from _rule_problems(subject, rule)
+            yield from _role_problems(cfg, subject, location.rsc, rule.role)
     for colocation in cfg.colocations:
         subject = f"colocation {colocation.id}"
         yield from _reference_problems(subject, (colocation.rsc, colocation.with_rsc), resources)
+        yield from _role_problems(cfg, subject, colocation.rsc, colocation.rsc_role)
+        yield from _role_problems(cfg, subject, colocation.with_rsc, colocation.with_rsc_role)
         if colocation.rsc == colocation.with_rsc:
             yield subject, f"colocates {colocation.rsc} with itself; name two different resources"
         yield from _nested_problems(cfg, subject, (colocation.rsc, colocation.with_rsc))
@@ -690,6 +966,17 @@ def _problems(cfg: ClusterConfig) -> Iterator[tuple[str, str]]:
         yield from _reference_problems(subject, (order.first, order.then), resources)
         if order.first == order.then:
             yield subject, f"orders {order.first} after itself; name two different resources"
+        for rsc, action in ((order.first, order.first_action), (order.then, order.then_action)):
+            if action not in ORDER_ACTIONS:
+                yield subject, f"action {action!r} of {rsc} is unknown; expected {', '.join(ORDER_ACTIONS)}"
+            elif action in ("promote", "demote") and not cfg.is_promotable(rsc):
+                yield subject, f"{rsc}:{action}: {rsc} is not a promotable clone; order its start instead"
+            elif action in ("stop", "demote"):
+                yield (
+                    subject,
+                    f"{rsc}:{action}: ordering the {action} action is not supported yet; order the "
+                    f"{'start' if action == 'stop' else 'promote'} (the reverse runs in reverse order)",
+                )
         if order.kind not in ORDER_KINDS:
             yield subject, f"kind {order.kind!r} is unknown; expected {', '.join(ORDER_KINDS)}"
         yield from _nested_problems(cfg, subject, (order.first, order.then))
@@ -706,11 +993,119 @@ def _problems(cfg: ClusterConfig) -> Iterator[tuple[str, str]]:
         yield from _duplicate_key_problems(f"node {node}", attributes)
 
 
+_CLONE_META_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
+    **{
+        name: (_nonnegative_int, "an integer ≥ 0")
+        for name in (
+            "clone-max",
+            "clone-node-max",
+            "promoted-max",
+            "promoted-node-max",
+            "master-max",
+            "master-node-max",
+        )
+    },
+    **{
+        name: (parse_boolean, "true or false")
+        for name in ("globally-unique", "interleave", "ordered", "notify", "promotable")
+    },
+}
+
+
+def _clone_problems(
+    cfg: ClusterConfig, primitive_ids: set[str], group_ids: set[str]
+) -> Iterator[tuple[str, str]]:
+    cloned: dict[str, str] = {}
+    for clone in cfg.clones:
+        subject = f"clone {clone.id}"
+        if clone.child not in primitive_ids | group_ids:
+            yield (
+                subject,
+                f"child {clone.child} is neither a primitive nor a group; define it or fix the name",
+            )
+            continue
+        if clone.child in cloned:
+            yield (
+                subject,
+                f"{clone.child} is already cloned by {cloned[clone.child]}; a resource is cloned once",
+            )
+        cloned[clone.child] = clone.id
+        group = cfg.group_of(clone.child)
+        if group is not None:
+            yield subject, f"{clone.child} is a member of group {group.id}; clone the whole group instead"
+        members = cfg.clone_members(clone.id)
+        if any(cfg.primitive(m).agent_class == "stonith" for m in members if m in primitive_ids):
+            yield subject, "a fencing device cannot be cloned; every node can use it as it is"
+        yield from _meta_problems(subject, clone.meta)
+        for name, value in clone.meta:
+            if name in _CLONE_META_CHECKS:
+                check, expected = _CLONE_META_CHECKS[name]
+                try:
+                    check(value)
+                except ValueError:
+                    yield subject, f"meta {name}={value!r} is malformed; expected {expected}"
+        meta = dict(clone.meta)
+        if not is_true(meta.get("promotable")) and any(
+            k in meta for k in ("promoted-max", "promoted-node-max", "master-max", "master-node-max")
+        ):
+            yield (
+                subject,
+                "promoted-max applies only to promotable clones; add meta promotable=true or remove it",
+            )
+    for kind, element_id, meta_pairs in (
+        *(("primitive", p.id, p.meta) for p in cfg.primitives),
+        *(("group", g.id, g.meta) for g in cfg.groups),
+    ):
+        target = dict(meta_pairs).get("target-role")
+        role = canonical_role(target)[0] if target is not None else None
+        if role in ("Promoted", "Unpromoted") and not cfg.is_promotable(element_id):
+            yield (
+                f"{kind} {element_id}",
+                f"target-role={target}: only a promotable clone has that role; write Started",
+            )
+    for primitive in cfg.primitives:
+        for op in primitive.ops:
+            if op.role in ("Promoted", "Unpromoted") and not cfg.is_promotable(primitive.id):
+                yield (
+                    f"primitive {primitive.id}",
+                    f"op {op.name} role={op.role}: {primitive.id} is not in a promotable clone; "
+                    "remove role= or clone it with meta promotable=true",
+                )
+
+
+def _role_problems(cfg: ClusterConfig, subject: str, rsc: str, role: str | None) -> Iterator[tuple[str, str]]:
+    if role is None or role == "Started":
+        return
+    if role not in ROLES:
+        yield subject, f"role {role!r} is unknown; expected {', '.join(ROLES)}"
+    elif not cfg.is_promotable(rsc):
+        yield (
+            subject,
+            f"role {role} of {rsc}: only a promotable clone has that role; name the role-less resource",
+        )
+
+
+def _rule_problems(subject: str, rule: Rule) -> Iterator[tuple[str, str]]:
+    if not rule.expressions:
+        yield subject, "a rule without an expression; write e.g. rule -inf: not_defined pingd"
+    if rule.boolean_op not in ("and", "or"):
+        yield subject, f"boolean-op {rule.boolean_op!r} is unknown; expected and or or"
+    for expression in rule.expressions:
+        what = f"rule expression {expression.attribute} {expression.operation}"
+        if expression.operation not in RULE_OPERATIONS:
+            yield subject, f"{what}: operation unknown; expected {', '.join(RULE_OPERATIONS)}"
+        elif (expression.value is None) != (expression.operation in ("defined", "not_defined")):
+            yield subject, f"{what}: defined/not_defined take no value, every other operation one"
+        if expression.type is not None and expression.type not in RULE_TYPES:
+            yield subject, f"{what}: type {expression.type!r} is unknown; expected {', '.join(RULE_TYPES)}"
+
+
 def _id_problems(cfg: ClusterConfig) -> Iterator[tuple[str, str]]:
     kinds: dict[str, str] = {}
     elements = [
         *(("primitive", p.id) for p in cfg.primitives),
         *(("group", g.id) for g in cfg.groups),
+        *(("clone", c.id) for c in cfg.clones),
         *(("location", c.id) for c in cfg.locations),
         *(("colocation", c.id) for c in cfg.colocations),
         *(("order", c.id) for c in cfg.orders),
@@ -803,7 +1198,10 @@ def _nested_problems(cfg: ClusterConfig, subject: str, names: tuple[str, ...]) -
 
 
 _META_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
-    "target-role": (lambda v: _choice(v, TARGET_ROLES), "Started or Stopped"),
+    "target-role": (
+        lambda v: _choice(canonical_role(v)[0] or v, TARGET_ROLES),
+        "Started, Stopped, Promoted or Unpromoted",
+    ),
     "resource-stickiness": (parse_score, "an integer, inf or -inf"),
     "migration-threshold": (lambda v: _nonnegative(parse_score(v)), "an integer ≥ 0 or inf"),
     "failure-timeout": (parse_time_ms, TIME_HINT),
@@ -962,7 +1360,7 @@ def _duplicate_key_problems(subject: str, pairs: Pairs) -> Iterator[tuple[str, s
 
 
 def _from_dict(data: object) -> ClusterConfig:
-    top = _object(data, "configuration", _TOP_KEYS)
+    top = _object(data, "configuration", _TOP_KEYS, _OPTIONAL_TOP_KEYS)
     if top["format"] != 1 or isinstance(top["format"], bool):
         raise ValueError(f"configuration: format {top['format']!r} is not 1")
     return ClusterConfig(
@@ -985,8 +1383,15 @@ def _from_dict(data: object) -> ClusterConfig:
                 rsc=_str(c["rsc"], f"locations[{i}].rsc"),
                 node=_str(c["node"], f"locations[{i}].node"),
                 score=_int(c["score"], f"locations[{i}].score", minimum=-INFINITY, maximum=INFINITY),
+                rules=tuple(
+                    _rule(r, f"locations[{i}].rules[{j}]")
+                    for j, r in enumerate(_list(c.get("rules", []), f"locations[{i}].rules"))
+                ),
+                role=_optional_enum(c.get("role"), f"locations[{i}].role", ROLES),
             )
-            for i, c in enumerate(_objects(top["locations"], "locations", ("id", "rsc", "node", "score")))
+            for i, c in enumerate(
+                _objects(top["locations"], "locations", ("id", "rsc", "node", "score"), ("rules", "role"))
+            )
         ),
         colocations=tuple(
             Colocation(
@@ -994,9 +1399,18 @@ def _from_dict(data: object) -> ClusterConfig:
                 score=_int(c["score"], f"colocations[{i}].score", minimum=-INFINITY, maximum=INFINITY),
                 rsc=_str(c["rsc"], f"colocations[{i}].rsc"),
                 with_rsc=_str(c["with_rsc"], f"colocations[{i}].with_rsc"),
+                rsc_role=_optional_enum(c.get("rsc_role"), f"colocations[{i}].rsc_role", ROLES),
+                with_rsc_role=_optional_enum(
+                    c.get("with_rsc_role"), f"colocations[{i}].with_rsc_role", ROLES
+                ),
             )
             for i, c in enumerate(
-                _objects(top["colocations"], "colocations", ("id", "score", "rsc", "with_rsc"))
+                _objects(
+                    top["colocations"],
+                    "colocations",
+                    ("id", "score", "rsc", "with_rsc"),
+                    ("rsc_role", "with_rsc_role"),
+                )
             )
         ),
         orders=tuple(
@@ -1006,10 +1420,27 @@ def _from_dict(data: object) -> ClusterConfig:
                 first=_str(c["first"], f"orders[{i}].first"),
                 then=_str(c["then"], f"orders[{i}].then"),
                 symmetrical=_bool(c["symmetrical"], f"orders[{i}].symmetrical"),
+                first_action=_enum(
+                    c.get("first_action", "start"), f"orders[{i}].first_action", ORDER_ACTIONS
+                ),
+                then_action=_enum(c.get("then_action", "start"), f"orders[{i}].then_action", ORDER_ACTIONS),
             )
             for i, c in enumerate(
-                _objects(top["orders"], "orders", ("id", "kind", "first", "then", "symmetrical"))
+                _objects(
+                    top["orders"],
+                    "orders",
+                    ("id", "kind", "first", "then", "symmetrical"),
+                    ("first_action", "then_action"),
+                )
             )
+        ),
+        clones=tuple(
+            Clone(
+                id=_str(c["id"], f"clones[{i}].id"),
+                child=_str(c["child"], f"clones[{i}].child"),
+                meta=_pairs(c["meta"], f"clones[{i}].meta"),
+            )
+            for i, c in enumerate(_objects(top.get("clones", []), "clones", ("id", "child", "meta")))
         ),
         fencing_levels=tuple(
             FencingLevel(
@@ -1045,6 +1476,7 @@ _TOP_KEYS: Final = (
     "op_defaults",
     "node_attributes",
 )
+_OPTIONAL_TOP_KEYS: Final = ("clones",)
 _PRIMITIVE_KEYS: Final = ("id", "agent_class", "provider", "type", "params", "ops", "meta", "args")
 _OP_KEYS: Final = ("name", "interval_ms", "timeout_ms", "depth", "on_fail", "role")
 
@@ -1086,18 +1518,53 @@ def _node(data: object, i: int) -> tuple[str, Pairs]:
     return _str(item[0], f"{where}[0]"), _pairs(item[1], f"{where}[1]")
 
 
-def _object(data: object, where: str, keys: tuple[str, ...]) -> dict[str, object]:
+def _object(
+    data: object, where: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
-    if set(data) != set(keys):
+    if not set(keys) <= set(data) <= set(keys) | set(optional):
         missing = sorted(set(keys) - set(data))
-        extra = sorted(str(k) for k in set(data) - set(keys))
+        extra = sorted(str(k) for k in set(data) - set(keys) - set(optional))
         raise ValueError(f"{where}: missing keys {missing}, unexpected keys {extra}")
     return {str(k): v for k, v in data.items()}
 
 
-def _objects(data: object, where: str, keys: tuple[str, ...]) -> list[dict[str, object]]:
-    return [_object(item, f"{where}[{i}]", keys) for i, item in enumerate(_list(data, where))]
+def _objects(
+    data: object, where: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> list[dict[str, object]]:
+    return [_object(item, f"{where}[{i}]", keys, optional) for i, item in enumerate(_list(data, where))]
+
+
+def _optional_enum(data: object, where: str, choices: tuple[str, ...]) -> str | None:
+    return None if data is None else _enum(data, where, choices)
+
+
+def _optional_str(data: object, where: str) -> str | None:
+    return None if data is None else _str(data, where)
+
+
+def _rule(data: object, where: str) -> Rule:
+    r = _object(data, where, ("score", "score_attribute", "boolean_op", "role", "expressions"))
+    return Rule(
+        score=_int(r["score"], f"{where}.score", minimum=-INFINITY, maximum=INFINITY),
+        score_attribute=_optional_str(r["score_attribute"], f"{where}.score_attribute"),
+        boolean_op=_enum(r["boolean_op"], f"{where}.boolean_op", ("and", "or")),
+        role=_optional_enum(r["role"], f"{where}.role", ROLES),
+        expressions=tuple(
+            Expression(
+                attribute=_str(e["attribute"], f"{where}.expressions[{k}].attribute"),
+                operation=_enum(e["operation"], f"{where}.expressions[{k}].operation", RULE_OPERATIONS),
+                value=_optional_str(e["value"], f"{where}.expressions[{k}].value"),
+                type=_optional_enum(e["type"], f"{where}.expressions[{k}].type", RULE_TYPES),
+            )
+            for k, e in enumerate(
+                _objects(
+                    r["expressions"], f"{where}.expressions", ("attribute", "operation", "value", "type")
+                )
+            )
+        ),
+    )
 
 
 def _list(data: object, where: str) -> list[object]:

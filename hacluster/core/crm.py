@@ -72,7 +72,7 @@ from hacluster.core.fencing import Fencing, request_delay_ms
 from hacluster.core.ids import NodeName
 from hacluster.core.local import LocalResources
 from hacluster.core.lrm import LocalState, ResourceReport
-from hacluster.core.plan import Plan
+from hacluster.core.plan import Plan, Role
 from hacluster.core.reconcile import NodeFacts, decide
 from hacluster.core.rm_messages import (
     AttributeRequest,
@@ -200,6 +200,18 @@ class ResourceManager:
                 out.setdefault(rsc, {})[node] = entry.state
         return out
 
+    def observed_roles(self) -> dict[str, dict[NodeName, Role]]:
+        """Instance → node → its role, where a node reports a role other than Started."""
+        out: dict[str, dict[NodeName, Role]] = {}
+        for resource in self.local:
+            if resource.role is not Role.STARTED:
+                out.setdefault(resource.id, {})[self._s.node] = resource.role
+        for node, report in self._reports.items():
+            for rsc, entry in report.resources.items():
+                if entry.role is not Role.STARTED:
+                    out.setdefault(rsc, {})[node] = entry.role
+        return out
+
     def failcounts(self) -> dict[tuple[str, NodeName], int]:
         counts = {(r.id, self._s.node): r.failcount for r in self.local if r.failcount}
         for node, report in self._reports.items():
@@ -258,6 +270,7 @@ class ResourceManager:
             nodes=self._s.nodes,
             members=self._members | {self._s.node},
             observed=self.observed(),
+            roles=self.observed_roles(),
             failcounts=self.failcounts(),
             banned_everywhere=frozenset(banned),
             fenced=self.fencing.fenced,
@@ -483,6 +496,7 @@ class ResourceManager:
     ) -> list[RmEffect]:
         """ha.cf was re-read: the node list and ha.cf fence devices may have changed."""
         self._s = replace(self._s, nodes=nodes, extra_devices=extra_devices)
+        self.local.adopt(self.config, len(nodes))  # a clone's default clone-max is the node count
         self._dirty = True
         return self.step(now_ms)
 
@@ -769,7 +783,7 @@ class ResourceManager:
         self._maintenance = config.is_maintenance_mode() or config.is_node_in_maintenance(self._s.node)
         self._dirty = True
         self._digest = config.digest()[:16]
-        self.local.adopt(config)
+        self.local.adopt(config, len(self._s.nodes))
         self._next_refresh_ms = now_ms
         if not announce:
             return []

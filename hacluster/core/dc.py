@@ -30,7 +30,7 @@ from hacluster.core.effects import Level, Notice
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import MAYBE_ACTIVE, LocalState
 from hacluster.core.placement import Placement, PlacementInput, place
-from hacluster.core.plan import Plan, Reason, ReasonCode
+from hacluster.core.plan import Plan, Reason, ReasonCode, Role
 from hacluster.core.snapshot import ClusterSnapshot
 from hacluster.core.transition import make_plan
 
@@ -42,7 +42,11 @@ def plan_for(view: ClusterSnapshot) -> Plan:
 
 def placement_and_plan(view: ClusterSnapshot) -> tuple[Placement, Plan]:
     """``plan_for``, with the placement it started from (``why`` reads its scores)."""
-    attributes = node_attributes(view.config, view.transient_attributes)
+    attributes = (
+        view.node_attributes
+        if view.node_attributes is not None
+        else node_attributes(view.config, view.transient_attributes)
+    )
     bans = ipfail_bans(view.config, attributes, view.online, view.ping_attribute)
     placed_config = replace(view.config, locations=(*view.config.locations, *bans)) if bans else view.config
     placement = place(
@@ -54,12 +58,22 @@ def placement_and_plan(view: ClusterSnapshot) -> tuple[Placement, Plan]:
             failcounts=view.failcounts,
             banned_everywhere=view.banned_everywhere,
             has_quorum=view.has_quorum,
+            node_attributes=attributes,
+            roles=view.roles,
         )
     )
-    plan = make_plan(view.config, placement, view.observed, view.members, view.trusted_down())
+    plan = make_plan(
+        view.config,
+        placement,
+        view.observed,
+        view.members,
+        view.trusted_down(),
+        view.roles,
+        len(view.nodes),
+    )
     awaiting = view.awaiting_fence()
     if awaiting:
-        plan = _hold_starts(plan, view.observed, awaiting)
+        plan = _hold_starts(plan, view.observed, awaiting, view.roles)
     if view.config.is_stonith_enabled() and not view.devices():
         reason = Reason(
             ReasonCode.NO_FENCE_DEVICE, "stonith-enabled=true but no fencing device is configured"
@@ -71,7 +85,10 @@ def placement_and_plan(view: ClusterSnapshot) -> tuple[Placement, Plan]:
 
 
 def _hold_starts(
-    plan: Plan, observed: Mapping[str, Mapping[NodeName, LocalState]], awaiting: list[NodeName]
+    plan: Plan,
+    observed: Mapping[str, Mapping[NodeName, LocalState]],
+    awaiting: list[NodeName],
+    roles_now: Mapping[str, Mapping[NodeName, Role]],
 ) -> Plan:
     """While a lost node awaits fencing, nothing new starts anywhere.
 
@@ -96,8 +113,20 @@ def _hold_starts(
             continue
         assignment[rsc] = None
         reasons[rsc] = held
+    # Nor is anything promoted: the lost node may hold the promoted role (fence first).
+    roles: dict[str, Role] = {}
+    for rsc, role in plan.roles.items():
+        target = assignment.get(rsc)
+        if target is None:
+            continue
+        promoted_there = roles_now.get(rsc, {}).get(target) is Role.PROMOTED
+        roles[rsc] = Role.UNPROMOTED if role is Role.PROMOTED and not promoted_there else role
     return replace(
-        plan, assignment=assignment, reasons=reasons, needs_fencing=plan.needs_fencing | set(awaiting)
+        plan,
+        assignment=assignment,
+        reasons=reasons,
+        needs_fencing=plan.needs_fencing | set(awaiting),
+        roles=roles,
     )
 
 

@@ -245,8 +245,9 @@ class RunAgent:
     timeout_ms: int
     depth: int = 0
     meta: tuple[tuple[str, str], ...] = ()
-    """``CRM_meta_*`` keys (clone instance meta, notification variables): the executor
-    exports each as ``OCF_RESKEY_CRM_meta_*``."""
+    """``CRM_meta_*`` keys for the agent's environment (``CRM_meta_clone``,
+    ``CRM_meta_clone_max`` …, Pacemaker's names); the executor exports each one as
+    ``OCF_RESKEY_CRM_meta_*``.  Empty for a resource outside clones."""
 
 
 @dataclass(frozen=True, slots=True)

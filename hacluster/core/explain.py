@@ -50,7 +50,7 @@ def why(snapshot: ClusterSnapshot, rsc: str) -> str:
         known = ", ".join([*ids, *groups]) or "none"
         raise ValueError(f"no resource or group named {rsc!r}; known: {known}")
     placement, plan = placement_and_plan(snapshot)
-    ctx = _Why(snapshot, placement, plan, dependencies(config))
+    ctx = _Why(snapshot, placement, plan, dependencies(config, len(snapshot.nodes)))
     if rsc in groups:
         members = groups[rsc].members
         where = {n for m in members for n in _running(ctx, m)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from hacluster.core.cib import INFINITY, ClusterConfig, Primitive
+from hacluster.core.cib import INFINITY, ClusterConfig, Primitive, base_id, instance_index
 from hacluster.core.effects import AgentFinished, Level, Notice, RunAgent
 from hacluster.core.lrm import (
     MAYBE_ACTIVE,
@@ -44,6 +44,8 @@ class LocalResources:
         self._running_with: dict[str, Primitive] = {}
         """What each resource runs with: the definition it had when it last stopped."""
         self._call_id = 0
+        self._node_count = 0
+        """The number of configured nodes: a clone without clone-max has that many instances."""
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class LocalResources:
 
     def facts(self, config: ClusterConfig, now_ms: int) -> dict[str, LocalFacts]:
         """What ``reconcile.decide`` cannot know from the view, per resource, in our order."""
-        configured = {p.id: p for p in config.primitives}
+        configured = self._configured(config)
         facts = {}
         for rsc, resource in self._resources.items():
             running, wanted = self._running_with[rsc], configured.get(rsc)
@@ -96,7 +98,7 @@ class LocalResources:
             facts[rsc] = LocalFacts(
                 pending=resource.pending is not None,
                 definition_changed=changed,
-                monitor_due=due and recurring_monitor(running) is not None,
+                monitor_due=due and recurring_monitor(running, resource.role) is not None,
             )
         return facts
 
@@ -125,10 +127,16 @@ class LocalResources:
 
     # --- changes ------------------------------------------------------------------------------
 
-    def adopt(self, config: ClusterConfig) -> None:
+    def _configured(self, config: ClusterConfig) -> dict[str, Primitive]:
+        """Every resource id this node runs (clone instances too) → its primitive."""
+        return {rsc: config.primitive(rsc) for rsc in config.runnable_ids(self._node_count)}
+
+    def adopt(self, config: ClusterConfig, node_count: int | None = None) -> None:
         """A new configuration: new resources appear, stopped ones take their new definition,
-        stopped orphans go."""
-        wanted = {p.id: p for p in config.primitives if p.agent_class != "stonith"}
+        stopped orphans go.  ``node_count``: the configured nodes (clones' default clone-max)."""
+        if node_count is not None:
+            self._node_count = node_count
+        wanted = self._configured(config)
         for rsc, primitive in wanted.items():
             resource = self._resources.get(rsc)
             if resource is None:
@@ -148,7 +156,7 @@ class LocalResources:
         interval_ms, depth = 0, 0
         action = "monitor" if op.action is Action.PROBE else op.action.value
         if op.action is Action.MONITOR:
-            monitor = recurring_monitor(primitive)
+            monitor = recurring_monitor(primitive, resource.role)
             assert monitor is not None, f"{op.resource}: a monitor is due without a recurring monitor op"
             interval_ms, depth = monitor.interval_ms, monitor.depth
         self._call_id += 1
@@ -160,6 +168,7 @@ class LocalResources:
             interval_ms=interval_ms,
             timeout_ms=op_timeout_ms(config, primitive, action, interval_ms),
             depth=depth,
+            meta=clone_meta(config, op.resource, self._node_count, action),
         )
         resource.pending = request
         if action == "start":
@@ -176,12 +185,13 @@ class LocalResources:
         resource = self._resources.get(result.resource)
         if resource is None or resource.pending is None or resource.pending.call_id != result.call_id:
             return None
-        configured = {p.id for p in config.primitives if p.agent_class != "stonith"}
+        configured = set(config.runnable_ids(self._node_count))
         threshold = (
             config.migration_threshold_of(result.resource) if result.resource in configured else INFINITY
         )
-        outcome = apply_result(resource, result, threshold, now_ms)
-        monitor = recurring_monitor(self._running_with[result.resource])
+        promotable = result.resource in configured and config.is_promotable(result.resource)
+        outcome = apply_result(resource, result, threshold, now_ms, promotable=promotable)
+        monitor = recurring_monitor(self._running_with[result.resource], resource.role)
         if outcome.state is LocalState.STARTED and monitor is not None:
             resource.next_monitor_ms = now_ms + monitor.interval_ms
         if outcome.state is LocalState.STOPPED and result.resource not in configured:
@@ -193,7 +203,7 @@ class LocalResources:
 
     def expire(self, config: ClusterConfig, now_ms: int) -> list[Notice]:
         """Forget fail counts whose ``failure-timeout`` has passed."""
-        configured = {p.id for p in config.primitives if p.agent_class != "stonith"}
+        configured = set(config.runnable_ids(self._node_count))
         out = []
         for rsc, resource in self._resources.items():
             if rsc in configured and expire_failures(resource, config.failure_timeout_ms_of(rsc), now_ms):
@@ -208,7 +218,7 @@ class LocalResources:
         hand, the probe says which are left)."""
         out = []
         for rid, resource in self._resources.items():
-            if rsc and rid != rsc:
+            if rsc and rsc not in (rid, base_id(rid)):  # a cloned primitive's id: every instance
                 continue
             resource.failcount = 0
             resource.banned_everywhere = False
@@ -221,3 +231,30 @@ class LocalResources:
                 resource.state = LocalState.UNKNOWN  # probe again
             out.append(Notice("CLEANUP", Level.INFO, f"{rid}: failures forgotten on {node}; probing again"))
         return out
+
+
+def clone_meta(config: ClusterConfig, rsc: str, node_count: int, action: str) -> tuple[tuple[str, str], ...]:
+    """The ``CRM_meta_*`` keys Pacemaker gives a clone instance's agent: ``clone`` (the
+    instance number), ``clone_max``, ``clone_node_max``, ``globally_unique``, ``notify``,
+    and for promotable clones ``promoted_max``/``promoted_node_max`` (and the old
+    ``master_max``/``master_node_max`` that older agents read); empty outside clones."""
+    clone = config.clone_of(rsc)
+    index = instance_index(rsc)
+    if clone is None or index is None:
+        return ()
+    settings = config.clone_settings(clone.id, node_count)
+    out = [
+        ("CRM_meta_clone", str(index)),
+        ("CRM_meta_clone_max", str(settings.clone_max)),
+        ("CRM_meta_clone_node_max", str(settings.clone_node_max)),
+        ("CRM_meta_globally_unique", "true" if settings.globally_unique else "false"),
+        ("CRM_meta_notify", "true" if settings.notify else "false"),
+    ]
+    if settings.promotable:
+        out += [
+            ("CRM_meta_promoted_max", str(settings.promoted_max)),
+            ("CRM_meta_promoted_node_max", str(settings.promoted_node_max)),
+            ("CRM_meta_master_max", str(settings.promoted_max)),
+            ("CRM_meta_master_node_max", str(settings.promoted_node_max)),
+        ]
+    return tuple(out)

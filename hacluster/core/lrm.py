@@ -13,6 +13,13 @@ renders it (``tests/unit/test_lrm.py`` checks the two agree).  In short:
     STARTED ──monitor rc≠0──▶ FAILED                         (fail count + 1)
     STARTED | FAILED ──stop──▶ STOPPING ──rc 0──▶ STOPPED   (else BLOCKED: only fencing or
                                                                  cleanup gets it out)
+    STARTED ──promote | demote rc 0──▶ STARTED              (else FAILED, fail count + 1)
+
+A promotable clone's instance also has a role (``ROLE_AFTER``): Unpromoted once started or
+demoted, Promoted once promoted; a monitor or probe answering 8 (running promoted), 9
+(failed promoted) or 191 says Promoted, 0 or 190 Unpromoted.  A promote or demote that
+failed leaves the role Promoted: it may be half done, so the instance counts as promoted
+until it is stopped (the safety rule in ``transition.py`` counts it).
 
 A FAILED resource may be partly running, so it is always stopped before anything else
 happens to it; it counts as active everywhere in the cluster until that stop succeeds.  At
@@ -45,6 +52,7 @@ OCF_ERR_INSTALLED: Final = 5
 OCF_ERR_CONFIGURED: Final = 6
 OCF_NOT_RUNNING: Final = 7
 OCF_RUNNING_PROMOTED: Final = 8
+OCF_FAILED_PROMOTED: Final = 9
 OCF_DEGRADED: Final = 190
 OCF_DEGRADED_PROMOTED: Final = 191
 
@@ -121,6 +129,8 @@ class LocalResource:
     last_failed_op: str | None = None
     last_exit_reason: str | None = None
     next_monitor_ms: int | None = None
+    role: Role = Role.STARTED
+    """Only promotable clones' instances have another one (``role_after``)."""
 
     def report(self) -> ResourceReport:
         """What other nodes learn about this resource."""
@@ -132,6 +142,7 @@ class LocalResource:
             failed_op=self.last_failed_op,
             failed_rc=self.last_failed_rc if failed else None,
             exit_reason=self.last_exit_reason[:EXIT_REASON_MAX] if failed and self.last_exit_reason else None,
+            role=self.role,
         )
 
 
@@ -159,8 +170,14 @@ def op_timeout_ms(config: ClusterConfig, primitive: Primitive, action: str, inte
     return DEFAULT_TIMEOUT_MS
 
 
-def recurring_monitor(primitive: Primitive) -> Op | None:
-    """The first monitor op with an interval (roles other than the default are ignored)."""
+def recurring_monitor(primitive: Primitive, role: Role = Role.STARTED) -> Op | None:
+    """The monitor op with an interval for ``role``: a promoted instance's ``role=Promoted``
+    op, an unpromoted one's ``role=Unpromoted`` op, else (and outside clones) the first
+    role-less one."""
+    if role is not Role.STARTED:
+        for op in primitive.ops:
+            if op.name == "monitor" and op.interval_ms > 0 and op.role == role.value:
+                return op
     for op in primitive.ops:
         if op.name == "monitor" and op.interval_ms > 0 and op.role in (None, "Started"):
             return op
@@ -177,6 +194,8 @@ class Action(enum.Enum):
     START = "start"
     MONITOR = "monitor"
     STOP = "stop"
+    PROMOTE = "promote"
+    DEMOTE = "demote"
 
 
 class RcClass(enum.Enum):
@@ -259,6 +278,14 @@ TRANSITIONS: Final[dict[tuple[LocalState, Action], dict[RcClass, Step]]] = {
         RcClass.OK: Step(S.STARTED, Count.NONE, FollowUp.MONITOR, "{id} monitor ok"),
         **_failing(S.FAILED, Count.PLUS_ONE, FollowUp.STOP, "{id} monitor failed, {result}; {then}"),
     },
+    (S.STARTED, Action.PROMOTE): {
+        RcClass.OK: Step(S.STARTED, Count.NONE, FollowUp.MONITOR, "{id} promoted"),
+        **_failing(S.FAILED, Count.PLUS_ONE, FollowUp.STOP, "{id} promote failed, {result}; {then}"),
+    },
+    (S.STARTED, Action.DEMOTE): {
+        RcClass.OK: Step(S.STARTED, Count.NONE, FollowUp.MONITOR, "{id} demoted"),
+        **_failing(S.FAILED, Count.PLUS_ONE, FollowUp.STOP, "{id} demote failed, {result}; {then}"),
+    },
     (S.STOPPING, Action.STOP): {
         RcClass.OK: Step(S.STOPPED, Count.NONE, FollowUp.NONE, "{id} stopped"),
         **_failing(S.BLOCKED, Count.RECORD, FollowUp.FENCE, "{id} stop failed, {result}; it is blocked here"),
@@ -272,9 +299,32 @@ def action_of(result: AgentFinished) -> Action | None:
     """The state machine's name for an agent action; None for one it ignores (validate-all…)."""
     if result.action == "monitor":
         return Action.MONITOR if result.interval_ms else Action.PROBE
-    if result.action in ("start", "stop"):
+    if result.action in ("start", "stop", "promote", "demote"):
         return Action(result.action)
     return None
+
+
+PROMOTED_RCS: Final = frozenset({OCF_RUNNING_PROMOTED, OCF_FAILED_PROMOTED, OCF_DEGRADED_PROMOTED})
+
+
+def role_after(action: Action, rc: int, ok: bool, promotable: bool, before: Role) -> Role:
+    """An instance's role after ``action`` answered ``rc`` (module docstring); always
+    ``Started`` outside promotable clones."""
+    if not promotable:
+        return Role.STARTED
+    if action is Action.PROMOTE:
+        return Role.PROMOTED  # done, or half done: promoted until stopped
+    if action is Action.DEMOTE:
+        return Role.UNPROMOTED if ok else Role.PROMOTED
+    if action is Action.START:
+        return Role.UNPROMOTED
+    if action is Action.STOP:
+        return Role.UNPROMOTED if ok else before
+    if rc in PROMOTED_RCS:
+        return Role.PROMOTED
+    if rc in RUNNING_RCS:
+        return Role.UNPROMOTED
+    return before
 
 
 def rc_class(action: Action, rc: int, timed_out: bool) -> RcClass:
@@ -304,7 +354,12 @@ class ResultOutcome:
 
 
 def apply_result(
-    resource: LocalResource, result: AgentFinished, migration_threshold: int, now_ms: int
+    resource: LocalResource,
+    result: AgentFinished,
+    migration_threshold: int,
+    now_ms: int,
+    *,
+    promotable: bool = False,
 ) -> ResultOutcome:
     """Change ``resource`` for ``result``, as ``TRANSITIONS`` says."""
     assert resource.pending is not None
@@ -331,6 +386,7 @@ def apply_result(
         then="it will move" if over else "it will be restarted here",
     )
     resource.state = step.state
+    resource.role = role_after(action, result.rc, rc is RcClass.OK, promotable, resource.role)
     if step.state is not LocalState.STARTED:
         resource.next_monitor_ms = None if step.state is LocalState.STOPPED else resource.next_monitor_ms
     if step.count is not Count.NONE:

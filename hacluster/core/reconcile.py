@@ -17,6 +17,12 @@ operation per resource (``decide``):
   unless it is being recovered, or its fail count bans it here, or something that needs
   it and is being restarted still runs (``restarting_dependents_run``).
 
+A promotable clone's instance that is started here follows the plan's role: **promote**
+when the plan promotes it here (prerequisites started, and no other instance reported
+possibly promoted beyond ``promoted-max``: ``promotion_allowed``, the local half of the
+safety rule), **demote** when the plan does not, or before it stops (what needs the
+promoted role stops first).
+
 Nothing happens to a resource with an operation in flight, to an unmanaged resource
 (``is-managed=false`` or ``meta maintenance=true``), or anywhere in maintenance
 (``maintenance-mode``, or the node attribute ``maintenance``); a resource the plan holds
@@ -34,12 +40,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hacluster.core.cib import ClusterConfig, instance_index
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import MAYBE_ACTIVE, Action, LocalState
-from hacluster.core.orders import dependencies
+from hacluster.core.orders import (
+    clone_prerequisite,
+    dependencies,
+    prerequisite_instances,
+    promoted_prerequisite,
+)
 from hacluster.core.placement import is_banned_by_failures
-from hacluster.core.plan import Plan
+from hacluster.core.plan import Plan, Role
 from hacluster.core.snapshot import ClusterSnapshot
+from hacluster.core.transition import possibly_promoted
 
 Observed = Mapping[str, Mapping[NodeName, LocalState]]
 
@@ -82,7 +95,7 @@ def decide(view: ClusterSnapshot, plan: Plan | None, node: NodeName, local: Node
     config = view.config
     if config.is_maintenance_mode() or config.is_node_in_maintenance(node):
         return []
-    deps = dependencies(config)
+    deps = dependencies(config, len(view.nodes))
     recovering = recovering_set(view, deps)
     configured = set(view.managed_ids())
     out: list[Op] = []
@@ -101,8 +114,23 @@ def decide(view: ClusterSnapshot, plan: Plan | None, node: NodeName, local: Node
                 out.append(Op(rsc, Action.STOP))
         elif state is LocalState.STARTED:
             leave = wanted is False or rsc in recovering
-            if facts.definition_changed or (leave and dependents_stopped(view, deps, rsc, node)):
+            role = view.role(rsc, node)
+            if role is Role.PROMOTED and (
+                leave or facts.definition_changed or not _is_promoted_here(plan, rsc)
+            ):
+                # Demote first (Pacemaker demotes before it stops), once what needs the role stopped.
+                if dependents_stopped(view, deps, _promoted_name(config, rsc), node):
+                    out.append(Op(rsc, Action.DEMOTE))
+            elif facts.definition_changed or (leave and dependents_stopped(view, deps, rsc, node)):
                 out.append(Op(rsc, Action.STOP))
+            elif (
+                role is Role.UNPROMOTED
+                and _is_promoted_here(plan, rsc)
+                and not local.leaving
+                and promotion_allowed(view, rsc, node)
+                and all(prerequisite_started(view, plan, first) for first in deps.get(rsc, []))
+            ):
+                out.append(Op(rsc, Action.PROMOTE))
             elif facts.monitor_due:
                 out.append(Op(rsc, Action.MONITOR))
         elif state is LocalState.STOPPED and wanted and not local.leaving:
@@ -118,6 +146,34 @@ def decide(view: ClusterSnapshot, plan: Plan | None, node: NodeName, local: Node
             if all(prerequisite_started(view, plan, first) for first in deps.get(rsc, [])):
                 out.append(Op(rsc, Action.START))
     return out
+
+
+def _is_promoted_here(plan: Plan | None, rsc: str) -> bool:
+    return plan is not None and plan.role_of(rsc) is Role.PROMOTED
+
+
+def _promoted_name(config: ClusterConfig, rsc: str) -> str:
+    """The prerequisite name of ``rsc``'s clone's promoted role (``orders``)."""
+    clone = config.clone_of(rsc)
+    return promoted_prerequisite(clone.id) if clone is not None else rsc
+
+
+def promotion_allowed(view: ClusterSnapshot, rsc: str, node: NodeName) -> bool:
+    """Promoting ``rsc`` here keeps its clone within promoted-max, counting every other
+    instance any node reports as possibly promoted (lost nodes not fenced included): a plan
+    older than a peer's report never makes one Promoted too many."""
+    config = view.config
+    clone = config.clone_of(rsc)
+    if clone is None:
+        return False
+    limit = config.clone_settings(clone.id, len(view.nodes)).promoted_max
+    down = view.trusted_down()
+    others = {
+        instance_index(other)
+        for other in prerequisite_instances(config, clone.id, view.roles)
+        if other != rsc and possibly_promoted(view.observed, view.roles, other, view.members, down)
+    }
+    return len(others) < limit
 
 
 def _is_wanted_here(
@@ -192,10 +248,29 @@ def prerequisite_started(view: ClusterSnapshot, plan: Plan | None, first: str) -
     stale report (a DC sends its plan before its own report in a step, and peers' messages
     arrive in any order).
     """
+    prerequisite = clone_prerequisite(view.config, first)
+    if prerequisite is not None:
+        return _clone_prerequisite_met(view, plan, *prerequisite)
     target = plan.assignment.get(first) if plan is not None else None
     if target is None:
         return is_started(first, view.observed, view.members)
     return view.observed.get(first, {}).get(target) is LocalState.STARTED
+
+
+def _clone_prerequisite_met(view: ClusterSnapshot, plan: Plan | None, clone_id: str, promoted: bool) -> bool:
+    """A clone prerequisite: an instance started (promoted) where the plan puts (promotes) it."""
+    instances = prerequisite_instances(view.config, clone_id, view.observed)
+    for rsc in instances:
+        target = plan.assignment.get(rsc) if plan is not None else None
+        for node, state in view.observed.get(rsc, {}).items():
+            if state is not LocalState.STARTED or node not in view.members:
+                continue
+            if target is not None and node != target:
+                continue
+            if promoted and view.role(rsc, node) is not Role.PROMOTED:
+                continue
+            return True
+    return False
 
 
 def is_started(rsc: str, observed: Observed, members: frozenset[NodeName]) -> bool:
@@ -215,6 +290,9 @@ def recovering_set(view: ClusterSnapshot, deps: Mapping[str, list[str]]) -> set[
     config = view.config
 
     def is_down(rsc: str) -> bool:
+        prerequisite = clone_prerequisite(config, rsc)
+        if prerequisite is not None:
+            return not _clone_prerequisite_met(view, None, *prerequisite)
         states = [s for n, s in view.observed.get(rsc, {}).items() if n in members]
         up = (LocalState.STARTED, LocalState.STARTING, LocalState.UNKNOWN)
         if LocalState.FAILED in states or not any(s in up for s in states):

@@ -27,11 +27,11 @@ operator reads: a stop and a later start of one resource become a ``Move`` (two 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from hacluster.core.cib import INFINITY, ClusterConfig
+from hacluster.core.cib import INFINITY, ClusterConfig, base_id
 from hacluster.core.dc import follow_up_edits, plan_for
 from hacluster.core.edits import set_node_attribute
 from hacluster.core.fence_devices import FenceDeviceSpec, levels_for
@@ -40,7 +40,7 @@ from hacluster.core.ids import NodeName
 from hacluster.core.lrm import MAYBE_ACTIVE, LocalState
 from hacluster.core.lrm import Action as OpAction
 from hacluster.core.orders import dependencies
-from hacluster.core.plan import Plan
+from hacluster.core.plan import Plan, Role
 from hacluster.core.reconcile import LocalFacts, NodeFacts, decide
 from hacluster.core.snapshot import ClusterSnapshot, has_quorum
 
@@ -97,7 +97,21 @@ class Restart:
     node: NodeName
 
 
-Action = Fence | Stop | Start | Move | Recover | Restart
+@dataclass(frozen=True, slots=True)
+class Promote:
+    """An instance of a promotable clone promoted where it runs."""
+
+    rsc: str
+    node: NodeName
+
+
+@dataclass(frozen=True, slots=True)
+class Demote:
+    rsc: str
+    node: NodeName
+
+
+Action = Fence | Stop | Start | Move | Recover | Restart | Promote | Demote
 
 
 def action_text(action: Action) -> str:
@@ -142,6 +156,9 @@ class World:
     extra_devices: tuple[FenceDeviceSpec, ...]
     redefined: set[tuple[str, NodeName]] = field(default_factory=set)
     """(resource, node) running an older definition: restarted once to pick up the new one."""
+    roles: dict[str, dict[NodeName, Role]] = field(default_factory=dict)
+    """Instance → node → its role (promotable clones only)."""
+    node_attributes: Mapping[NodeName, Mapping[str, str]] | None = None
 
     @classmethod
     def of(cls, snapshot: ClusterSnapshot) -> World:
@@ -158,6 +175,8 @@ class World:
             unclean=set(snapshot.unclean),
             has_quorum=snapshot.has_quorum,
             extra_devices=snapshot.extra_fence_devices,
+            roles={rsc: dict(per_node) for rsc, per_node in snapshot.roles.items()},
+            node_attributes=snapshot.node_attributes,
         )
 
     def view(self) -> ClusterSnapshot:
@@ -174,6 +193,8 @@ class World:
             leaving=frozenset(self.leaving),
             has_quorum=self.has_quorum,
             extra_fence_devices=self.extra_devices,
+            roles={rsc: dict(per_node) for rsc, per_node in self.roles.items()},
+            node_attributes=self.node_attributes,
         )
 
     def state(self, rsc: str, node: NodeName) -> LocalState:
@@ -194,6 +215,7 @@ class World:
             clean_exits=set(self.clean_exits),
             unclean=set(self.unclean),
             redefined=set(self.redefined),
+            roles={r: dict(s) for r, s in self.roles.items()},
         )
 
 
@@ -204,7 +226,8 @@ def fenceable_targets(view: ClusterSnapshot) -> dict[NodeName, str]:
 
 
 # Raw events of a run, folded by ``_fold``: ("fence", node, reason, off), ("stop", rsc, node,
-# failed), ("lost", rsc, node, unfenced), ("start", rsc, node, _).
+# failed), ("lost", rsc, node, unfenced), ("start", rsc, node, _), ("promote"|"demote", rsc,
+# node, _).
 _Event = tuple[str, str, str, bool]
 
 
@@ -217,8 +240,8 @@ def run(w: World) -> list[_Event]:
             w.config = edit.config
         view = w.view()
         plan = plan_for(view)
-        stops, starts = _reconcile(w, view, plan)
-        if not stops and not starts:
+        stops, starts, roles = _reconcile(w, view, plan)
+        if not stops and not starts and not roles:
             targets = fenceable_targets(view)
             if not targets:
                 break
@@ -228,10 +251,16 @@ def run(w: World) -> list[_Event]:
             failed = w.state(rsc, node) is LocalState.FAILED
             events.append(("stop", rsc, node, failed))
             w.set_state(rsc, node, LocalState.STOPPED)
+            w.roles.get(rsc, {}).pop(node, None)
             w.redefined.discard((rsc, node))
         for rsc, node in starts:
             events.append(("start", rsc, node, False))
             w.set_state(rsc, node, LocalState.STARTED)
+            if w.config.is_promotable(rsc):
+                w.roles.setdefault(rsc, {})[node] = Role.UNPROMOTED
+        for rsc, node, role in roles:
+            events.append(("promote" if role is Role.PROMOTED else "demote", rsc, node, False))
+            w.roles.setdefault(rsc, {})[node] = role
     return events
 
 
@@ -249,11 +278,13 @@ def _fence(w: World, targets: dict[NodeName, str], events: list[_Event]) -> None
 
 def _reconcile(
     w: World, view: ClusterSnapshot, plan: Plan
-) -> tuple[list[tuple[str, NodeName]], list[tuple[str, NodeName]]]:
-    """Every member's ``reconcile.decide`` on the same view: the stops and starts of one round."""
+) -> tuple[list[tuple[str, NodeName]], list[tuple[str, NodeName]], list[tuple[str, NodeName, Role]]]:
+    """Every member's ``reconcile.decide`` on the same view: the stops, starts and role
+    changes (promote, demote) of one round."""
     resources = sorted(set(view.managed_ids()) | set(w.observed), key=_config_order(w.config))
     stops: list[tuple[str, NodeName]] = []
     starts: list[tuple[str, NodeName]] = []
+    roles: list[tuple[str, NodeName, Role]] = []
     for node in w.nodes:
         if node not in w.members:
             continue
@@ -267,7 +298,11 @@ def _reconcile(
                 stops.append((op.resource, node))
             elif op.action is OpAction.START:
                 starts.append((op.resource, node))
-    return stops, starts
+            elif op.action is OpAction.PROMOTE:
+                roles.append((op.resource, node, Role.PROMOTED))
+            elif op.action is OpAction.DEMOTE:
+                roles.append((op.resource, node, Role.UNPROMOTED))
+    return stops, starts, roles
 
 
 def _lose(w: World, node: NodeName, events: list[_Event], *, fenced: bool) -> None:
@@ -284,6 +319,7 @@ def _lose(w: World, node: NodeName, events: list[_Event], *, fenced: bool) -> No
             events.append(("lost", rsc, node, not fenced))
         if node in w.observed[rsc]:
             w.observed[rsc][node] = LocalState.STOPPED
+        w.roles.get(rsc, {}).pop(node, None)
 
 
 def _start_rank(config: ClusterConfig) -> dict[str, int]:
@@ -306,7 +342,7 @@ def _start_rank(config: ClusterConfig) -> dict[str, int]:
 def _config_order(config: ClusterConfig) -> Callable[[str], tuple[int, str]]:
     """Sort key: configuration order, then orphans (no longer configured) by name."""
     order = {p.id: i for i, p in enumerate(config.primitives)}
-    return lambda rsc: (order.get(rsc, len(order)), rsc)
+    return lambda rsc: (order.get(base_id(rsc), len(order)), rsc)
 
 
 def _fold(events: list[_Event]) -> list[Action]:
@@ -322,6 +358,8 @@ def _fold(events: list[_Event]) -> list[Action]:
         elif kind == "lost":
             open_stop[a] = (len(out), NodeName(b), False)
             out.append(None if flag else Stop(a, NodeName(b)))
+        elif kind in ("promote", "demote"):
+            out.append(Promote(a, NodeName(b)) if kind == "promote" else Demote(a, NodeName(b)))
         elif a in open_stop:
             index, source, failed = open_stop.pop(a)
             out[index] = None

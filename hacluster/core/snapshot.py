@@ -30,7 +30,7 @@ from hacluster.core.cib import ClusterConfig
 from hacluster.core.fence_devices import FenceDeviceSpec, devices_from_config
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
-from hacluster.core.plan import Plan
+from hacluster.core.plan import Plan, Role
 
 
 def has_quorum(nodes: int, members: int) -> bool:
@@ -62,6 +62,9 @@ class ClusterSnapshot:
     observed: Mapping[str, Mapping[NodeName, LocalState]]
     """Resource → node → the state that node last reported (its own state for the node that
     took the snapshot); lost nodes keep their last report."""
+    roles: Mapping[str, Mapping[NodeName, Role]] = field(default_factory=dict)
+    """Instance → node → the role reported there, for promotable clones' instances (a
+    resource not listed has no role other than Started)."""
     failcounts: Mapping[tuple[str, NodeName], int] = field(default_factory=dict)
     failures: Mapping[tuple[str, NodeName], Failure] = field(default_factory=dict)
     banned_everywhere: frozenset[str] = frozenset()
@@ -86,6 +89,9 @@ class ClusterSnapshot:
     now_ms: int | None = None
     node: NodeName | None = None
     """The node that took the snapshot."""
+    node_attributes: Mapping[NodeName, Mapping[str, str]] | None = None
+    """Node → attributes for rules and promotion scores, when a what-if sets them; None:
+    ``attributes.node_attributes(config, transient_attributes)``, as the live cluster has them."""
 
     # --- derived facts, each the one definition of its rule ----------------------------------
 
@@ -95,8 +101,13 @@ class ClusterSnapshot:
         return self.members - self.leaving
 
     def managed_ids(self) -> list[str]:
-        """Every configured primitive that is not a fence device, in configuration order."""
-        return [p.id for p in self.config.primitives if p.agent_class != "stonith"]
+        """Every resource the cluster runs (fence devices aside; clone instances, ``d:0`` …,
+        for a cloned primitive), in configuration order."""
+        return list(self.config.runnable_ids(len(self.nodes)))
+
+    def role(self, rsc: str, node: NodeName) -> Role:
+        """The role ``node`` last reported for ``rsc`` (Started: none other)."""
+        return self.roles.get(rsc, {}).get(node, Role.STARTED)
 
     def must_fence(self) -> bool:
         """Fencing is on and there is something to protect."""

@@ -24,6 +24,14 @@ another:
   nowhere (it would be stopped anyway); the node that starts *then* waits until *first* is
   started (``reconcile.py`` checks that).
 
+Promotable clones: the plan promotes an instance only where placement promotes it *and*
+the promotion keeps the clone within ``promoted-max`` counting every instance that may be
+promoted now: reported Promoted (or failed while promoted, or its promote or demote failed)
+on a member, or on a lost node not yet fenced (``_cap_promotions``).  So a promotion waits
+for the old promoted instance's demote (or stop, or fencing) to be reported; with the
+DC's hold while a node awaits fencing (``dc._hold_starts``), never more than
+``promoted-max`` instances are promoted anywhere, whatever partitions and crashes happen.
+
 Each node starts what the plan gives it and stops what it runs that the plan does not give
 it; which makes the plan the single place where the at-most-one rule is enforced.
 """
@@ -32,12 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hacluster.core.cib import ClusterConfig
+from hacluster.core.cib import ClusterConfig, instance_index
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import MAYBE_ACTIVE, LocalState
 from hacluster.core.orders import dependencies
-from hacluster.core.placement import Placement
-from hacluster.core.plan import Plan, Reason, ReasonCode
+from hacluster.core.placement import Placement, clone_prerequisite_unmet
+from hacluster.core.plan import Plan, Reason, ReasonCode, Role
 
 Observed = Mapping[str, Mapping[NodeName, LocalState]]
 """Resource id → node → the state that node last reported (members and lost nodes alike)."""
@@ -49,6 +57,8 @@ def make_plan(
     observed: Observed,
     members: frozenset[NodeName],
     fenced_or_clean: frozenset[NodeName],
+    roles: Mapping[str, Mapping[NodeName, Role]] | None = None,
+    node_count: int = 0,
 ) -> Plan:
     """``fenced_or_clean``: lost nodes known not to run anything (fenced, or left cleanly)."""
     stonith = config.is_stonith_enabled()
@@ -70,8 +80,80 @@ def make_plan(
         assignment[rsc], reasons[rsc] = _active_elsewhere(config, rsc, target, states, holders)
         if reasons[rsc].code is ReasonCode.MULTIPLE_ACTIVE_BLOCKED:
             held.add(rsc)
-    _stop_dependents(config, assignment, reasons, held)
-    return Plan(assignment, reasons, frozenset(needs_fencing), frozenset(held))
+    planned_roles = _cap_promotions(
+        config, placement.roles, assignment, observed, roles or {}, members, fenced_or_clean
+    )
+    _stop_dependents(config, assignment, reasons, held, planned_roles, node_count)
+    return Plan(assignment, reasons, frozenset(needs_fencing), frozenset(held), planned_roles)
+
+
+def possibly_promoted(
+    observed: Observed,
+    roles: Mapping[str, Mapping[NodeName, Role]],
+    rsc: str,
+    members: frozenset[NodeName],
+    fenced_or_clean: frozenset[NodeName],
+) -> set[NodeName]:
+    """Nodes where instance ``rsc`` may be promoted now: reported Promoted and possibly
+    active, on a member or on a lost node that is neither fenced nor known clean."""
+    out = set()
+    for node, role in roles.get(rsc, {}).items():
+        state = observed.get(rsc, {}).get(node)
+        if role is not Role.PROMOTED or state not in MAYBE_ACTIVE:
+            continue
+        if node in members or node not in fenced_or_clean:
+            out.add(node)
+    return out
+
+
+def _cap_promotions(
+    config: ClusterConfig,
+    wanted: Mapping[str, Role],
+    assignment: Mapping[str, NodeName | None],
+    observed: Observed,
+    roles: Mapping[str, Mapping[NodeName, Role]],
+    members: frozenset[NodeName],
+    fenced_or_clean: frozenset[NodeName],
+) -> dict[str, Role]:
+    """The roles the plan gives: placement's, a promotion kept only while the clone stays
+    within promoted-max counting what may be promoted now (module docstring)."""
+    out: dict[str, Role] = {}
+    by_clone: dict[str, list[str]] = {}
+    for rsc in assignment:
+        clone = config.clone_of(rsc)
+        if clone is not None and config.is_promotable(rsc) and instance_index(rsc) is not None:
+            by_clone.setdefault(clone.id, []).append(rsc)
+    for clone_id, instances in by_clone.items():
+        limit = config.clone_settings(clone_id, 0).promoted_max
+        promoted_now = {
+            rsc: possibly_promoted(observed, roles, rsc, members, fenced_or_clean) for rsc in instances
+        }
+        kept = [
+            r
+            for r in instances
+            if wanted.get(r) is Role.PROMOTED
+            and assignment[r] is not None
+            and assignment[r] in promoted_now[r]
+        ]
+        others = {instance_index(r) for r in instances if promoted_now[r] and r not in kept}
+        slots = limit - len({instance_index(r) for r in kept}) - len(others)
+        granted: set[int | None] = {instance_index(r) for r in kept}
+        for rsc in instances:
+            target = assignment[rsc]
+            if target is None:
+                continue
+            index = instance_index(rsc)
+            if wanted.get(rsc) is not Role.PROMOTED:
+                out[rsc] = Role.UNPROMOTED
+            elif index in granted:
+                out[rsc] = Role.PROMOTED
+            elif slots > 0 and not promoted_now[rsc] - {target}:
+                granted.add(index)
+                slots -= 1
+                out[rsc] = Role.PROMOTED
+            else:
+                out[rsc] = Role.UNPROMOTED  # demoted elsewhere first: then the next plan promotes
+    return out
 
 
 def _unsafe_anywhere(
@@ -146,13 +228,16 @@ def _stop_dependents(
     assignment: dict[str, NodeName | None],
     reasons: dict[str, Reason],
     held: set[str],
+    roles: Mapping[str, Role],
+    node_count: int,
 ) -> None:
-    """A resource whose prerequisite is planned nowhere is planned nowhere too (transitively).
+    """A resource whose prerequisite is planned nowhere (for a clone: no instance, or none
+    promoted) is planned nowhere too (transitively).
 
     A held prerequisite (multiple-active=block) keeps running where it is: what needs it
     may keep running too.
     """
-    deps = dependencies(config)
+    deps = dependencies(config, node_count)
     changed = True
     while changed:
         changed = False
@@ -160,6 +245,17 @@ def _stop_dependents(
             if assignment.get(rsc) is None:
                 continue
             for first in firsts:
+                unmet = clone_prerequisite_unmet(config, first, assignment, roles, reasons)
+                if unmet is not None:
+                    assignment[rsc] = None
+                    reasons[rsc] = Reason(
+                        ReasonCode.NEEDS_FIRST,
+                        f"it needs {first} first, which cannot run now ({unmet.text})",
+                        first=first,
+                        cause=unmet,
+                    )
+                    changed = True
+                    break
                 if first in assignment and assignment[first] is None and first not in held:
                     assignment[rsc] = None
                     cause = reasons[first]

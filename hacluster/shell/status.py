@@ -38,10 +38,10 @@ def resources_document(view: CoreView) -> tuple[list[dict[str, Any]], list[dict[
     reports = view.members_reports()
     plan = view.plan
     resources = []
-    for primitive in config.primitives:
-        if primitive.agent_class == "stonith":
-            continue
-        per_node = reports.get(primitive.id, {})
+    node_count = len(view.snapshot(0).nodes)
+    for rsc in config.runnable_ids(node_count):
+        primitive = config.primitive(rsc)
+        per_node = reports.get(rsc, {})
         states = {n: r.state.value for n, r in per_node.items()}
         active = sorted(
             n for n, s in states.items() if s in ("started", "starting", "stopping", "failed", "blocked")
@@ -55,13 +55,22 @@ def resources_document(view: CoreView) -> tuple[list[dict[str, Any]], list[dict[
             if r.failed_op
         ]
         group = config.group_of(primitive.id)
-        target = plan.assignment.get(primitive.id) if plan is not None else None
-        reason = plan.reasons.get(primitive.id) if plan is not None else None
+        target = plan.assignment.get(rsc) if plan is not None else None
+        reason = plan.reasons.get(rsc) if plan is not None else None
+        clone = config.clone_of(rsc)
+        entry: dict[str, Any] = {
+            "id": rsc,
+            "agent": primitive.agent,
+            "group": group.id if group is not None else None,
+        }
+        if clone is not None:
+            entry["clone"] = clone.id
+            if config.is_promotable(rsc):
+                roles = {per_node[n].role.value for n in active if n in per_node}
+                entry["role"] = roles.pop() if len(roles) == 1 else None
         resources.append(
             {
-                "id": primitive.id,
-                "agent": primitive.agent,
-                "group": group.id if group is not None else None,
+                **entry,
                 "state": state,
                 "node": active[0] if len(active) == 1 else (active or None),
                 "nodes": active,
@@ -73,9 +82,8 @@ def resources_document(view: CoreView) -> tuple[list[dict[str, Any]], list[dict[
                 else "no plan yet from the DC",
                 "failcounts": {n: r.failcount for n, r in sorted(per_node.items()) if r.failcount},
                 "failures": failed,
-                "managed": config.is_managed(primitive.id)
-                and not (plan is not None and primitive.id in plan.held),
-                "target_role": config.target_role_of(primitive.id),
+                "managed": config.is_managed(rsc) and not (plan is not None and rsc in plan.held),
+                "target_role": config.target_role_of(rsc),
             }
         )
     groups = [{"id": g.id, "members": list(g.members)} for g in config.groups]

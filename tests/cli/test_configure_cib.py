@@ -38,7 +38,7 @@ def test_import_refused(
     golden: Golden, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(CORPUS / "cib")
-    status, text = _run(["configure", "import", "clones.xml", "--print"], capsys)
+    status, text = _run(["configure", "import", "not-built.xml", "--print"], capsys)
     assert status == 1
     assert "nothing was changed" in text
     golden("configure-import-refused", text)

@@ -38,6 +38,10 @@ Checkers run after every event:
   and unsupervised resources on a crashed daemon's machine, legitimately make two copies
   when ``stonith-enabled=false``; while such a *split* lasts, and for ``split_grace_ms``
   after it heals, two copies are tolerated; after that the check is strict again.
+- *promoted-max* (promotable clones): the instances in the ``promoted`` set of powered-on
+  machines never number more than the clone's ``promoted-max``; strict whenever fencing is
+  on (partitions included: a side promotes only after fencing the other), tolerated like a
+  double copy during a split with ``stonith-enabled=false``.
 - *orders* (``check_orders``, from the journal): for ``order Mandatory: A B`` a start of B
   completes only while A is started somewhere, and a stop of A (of a running A) completes
   only when B runs nowhere.
@@ -81,7 +85,8 @@ from hacluster.core.effects import (
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.lrm import LocalState
 from hacluster.core.node import NodeCore
-from hacluster.core.orders import dependencies
+from hacluster.core.orders import clone_prerequisite, dependencies, prerequisite_instances
+from hacluster.core.plan import Role
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
 
 KEYRING = codec.KeyRing.single("sha1", b"rm-sim")
@@ -129,6 +134,10 @@ class AgentWorld:
     """Resource → rc every stop returns until cleared (the resource keeps running)."""
     in_flight: dict[int, RunAgent] = field(default_factory=dict)
     stop_was_running: dict[int, bool] = field(default_factory=dict)
+    promoted: set[str] = field(default_factory=set)
+    """Instances promoted on this machine (a promote counts from when it is issued)."""
+    fail_demote: dict[str, int] = field(default_factory=dict)
+    """Instance → rc every demote returns until cleared (it stays promoted)."""
 
 
 @dataclass(slots=True)
@@ -253,6 +262,7 @@ class RmSim:
             for rsc in sorted(sim.world.running):
                 self.journal.append(JournalEntry(self.now_ms, node, rsc, "lost", 0, True))
             sim.world.running.clear()
+            sim.world.promoted.clear()
         elif sim.world.running and expect_split:
             self._split_since.setdefault(f"unsupervised {node}", self.now_ms)
         self.check_safety()
@@ -373,6 +383,7 @@ class RmSim:
     # --- checkers ----------------------------------------------------------------------------
 
     def check_safety(self) -> None:
+        self.check_promoted()
         if self._split_since or self.now_ms <= self._grace_until_ms:
             return
         for node in self.names:
@@ -381,15 +392,52 @@ class RmSim:
                 if len(holders) > 1:
                     raise self.failure(f"{rsc} is active on {holders} at once")
 
+    def check_promoted(self) -> None:
+        config = self.config if not self.live() else self.core(self.live()[0]).rm.config
+        if (self._split_since or self.now_ms <= self._grace_until_ms) and not config.is_stonith_enabled():
+            return
+        for clone in config.clones:
+            if not config.is_promotable(clone.id):
+                continue
+            limit = config.clone_settings(clone.id, len(self.names)).promoted_max
+            promoted = [
+                (node, rsc)
+                for node in self.names
+                if self.nodes[node].powered
+                for rsc in sorted(self.nodes[node].world.promoted & self.nodes[node].world.running)
+                if config.clone_of(rsc) == clone
+            ]
+            if len(promoted) > limit:
+                raise self.failure(f"{clone.id}: {len(promoted)} promoted instances {promoted} > {limit}")
+
+    def promoted_where(self, clone_id: str) -> list[str]:
+        config = self.config
+        return sorted(
+            node
+            for node in self.names
+            if self.nodes[node].powered
+            and any(
+                config.clone_of(rsc) is not None and config.clone_of(rsc).id == clone_id  # type: ignore[union-attr]
+                for rsc in self.nodes[node].world.promoted & self.nodes[node].world.running
+            )
+        )
+
     def check_orders(self) -> None:
         """Mandatory orders (and groups) against the journal, replayed in time order."""
         config = self.config if not self.live() else self.core(self.live()[0]).rm.config
-        deps = dependencies(config)
+        deps = dependencies(config, len(self.names))
         started: dict[str, set[str]] = {}
         for entry in self.journal:
             holders = started.setdefault(entry.resource, set())
             if entry.action == "start" and entry.rc == 0:
                 for first in deps.get(entry.resource, []):
+                    prerequisite = clone_prerequisite(config, first)
+                    if prerequisite is not None:
+                        if not any(
+                            started.get(i) for i in prerequisite_instances(config, prerequisite[0], started)
+                        ):
+                            raise self.failure(f"{entry}: started before any instance of {first} was started")
+                        continue
                     if not started.get(first):
                         raise self.failure(f"{entry}: started before its prerequisite {first} was started")
                 holders.add(entry.node)
@@ -430,9 +478,7 @@ class RmSim:
         for node in live:
             if self.core(node).rm.config.digest() != config.digest():
                 return False
-        for rsc in config.resource_ids():
-            if config.primitive(rsc).agent_class == "stonith":
-                continue
+        for rsc in config.runnable_ids(len(self.names)):
             target = plan.assignment.get(rsc)
             reason = plan.reasons.get(rsc)
             if target is None and reason is not None and reason.is_transient:
@@ -444,6 +490,10 @@ class RmSim:
                 state = self.core(node).rm.local_state(rsc)
                 want = LocalState.STARTED if node == target else LocalState.STOPPED
                 if state is not want and not (state is LocalState.BLOCKED and target is None):
+                    return False
+            if target is not None and plan.role_of(rsc) is not Role.STARTED:
+                promoted_there = rsc in self.nodes[target].world.promoted
+                if promoted_there != (plan.role_of(rsc) is Role.PROMOTED):
                     return False
         for group in config.groups:
             spots = {plan.assignment.get(m) for m in group.members} - {None}
@@ -550,6 +600,8 @@ class RmSim:
         world.in_flight[request.call_id] = request
         if request.action == "start":
             world.running.add(request.resource)  # a half-done start may already be active
+        elif request.action == "promote":
+            world.promoted.add(request.resource)  # a half-done promote may already be promoted
         elif request.action == "stop":
             world.stop_was_running[request.call_id] = request.resource in world.running
         delay = self.rng.randint(*self.agent_delay_ms)
@@ -568,6 +620,7 @@ class RmSim:
             for rsc in sorted(target.world.running):
                 self.journal.append(JournalEntry(self.now_ms, fence.target, rsc, "lost", 0, True))
             target.world.running.clear()
+            target.world.promoted.clear()
         self._heal_split(f"unsupervised {fence.target}")
         self._handle(
             executor, FenceFinished(fence.request_id, fence.target, fence.device.id, True, self.fence_ms)
@@ -585,10 +638,17 @@ class RmSim:
             rc = world.fail_stop.get(rsc, 0)
             if rc == 0:
                 world.running.discard(rsc)
+                world.promoted.discard(rsc)
+        elif request.action == "demote":
+            rc = world.fail_demote.get(rsc, 0)
+            if rc == 0:
+                world.promoted.discard(rsc)
         elif request.action == "monitor":
             rc = 0 if rsc in world.running else 7
             if rc == 0 and request.interval_ms:
                 rc = world.monitor_rc.get(rsc, 0)
+            if rc == 0 and rsc in world.promoted:
+                rc = 8  # running promoted
         if request.action in ("start", "stop"):
             was_running = world.stop_was_running.pop(request.call_id, True)
             self.journal.append(JournalEntry(self.now_ms, node, rsc, request.action, rc, was_running))

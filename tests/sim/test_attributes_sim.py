@@ -60,3 +60,23 @@ def test_ipfail_gives_the_resources_to_the_node_that_sees_more(sim_seed: int) ->
     sim.settle()
     assert sim.where("vip") == [other]
     assert [e for e in sim.entries(action="start") if e.time_ms > moved_at] == []
+
+
+RULE = """
+primitive vip ocf:hacluster:Dummy op monitor interval=1s timeout=5s
+location vip-needs-ok vip rule -inf: not_defined ok or ok lte 0
+property stonith-enabled=false
+"""
+
+
+def test_a_rule_on_a_transient_attribute_places_the_resource(sim_seed: int) -> None:
+    sim = RmSim(2, sim_seed, config_text=RULE)
+    sim.settle()
+    assert sim.where("vip") == []  # no node has ok yet
+    set_attribute(sim, "n1", "n2", "ok", "1")  # asked of n2 by n1
+    sim.settle()
+    assert sim.where("vip") == ["n2"]
+    set_attribute(sim, "n2", "n1", "ok", "1")
+    set_attribute(sim, "n1", "n2", "ok", "0")
+    sim.settle()
+    assert sim.where("vip") == ["n1"]

@@ -263,7 +263,10 @@ def _with_primitive(**changes: object) -> ClusterConfig:
         (_with_primitive(args=("a",)), "positional arguments are only for heartbeat-class"),
         (_with_primitive(params=(("a b", "1"),)), "attribute name 'a b' is not valid"),
         (_with_primitive(params=(("x", "1"), ("x", "2"))), "primitive db params: x is set twice"),
-        (_with_primitive(meta=(("target-role", "Master"),)), "meta target-role='Master' is malformed"),
+        (
+            _with_primitive(meta=(("target-role", "Master"),)),
+            "target-role=Master: only a promotable clone has that role",
+        ),
         (_with_primitive(meta=(("resource-stickiness", "lots"),)), "meta resource-stickiness='lots'"),
         (_with_primitive(meta=(("migration-threshold", "-1"),)), "meta migration-threshold='-1'"),
         (_with_primitive(meta=(("failure-timeout", "soon"),)), "meta failure-timeout='soon'"),
@@ -271,7 +274,11 @@ def _with_primitive(**changes: object) -> ClusterConfig:
         (_with_primitive(meta=(("is-managed", "perhaps"),)), "meta is-managed='perhaps'"),
         (_with_primitive(ops=(Op("monitor", -1, 0),)), "cannot be negative"),
         (_with_primitive(ops=(Op("monitor", 1, 0, on_fail="explode"),)), "on-fail=explode is unknown"),
-        (_with_primitive(ops=(Op("monitor", 1, 0, role="Promoted"),)), "role=Promoted is not supported"),
+        (
+            _with_primitive(ops=(Op("monitor", 1, 0, role="Promoted"),)),
+            "role=Promoted: db is not in a promotable clone",
+        ),
+        (_with_primitive(ops=(Op("monitor", 1, 0, role="Leader"),)), "role=Leader is not supported"),
         (_with_primitive(ops=(MONITOR, MONITOR)), "op monitor interval=10s is defined twice"),
         (_with_primitive(ops=(Op("", 0, 0),)), "op name '' is not valid"),
         (

@@ -206,14 +206,14 @@ def test_crm_on_with_a_cib_that_needs_a_missing_feature(tmp_path: Path) -> None:
     cib.write_text(
         CIB.replace(
             "<resources>",
-            '<resources><clone id="c"><primitive id="p" class="ocf" provider="pacemaker" type="ping"/></clone>',
+            '<resources><bundle id="c"><docker image="x"/></bundle>',
         )
     )
     path = _write(tmp_path, f"node n1 n2\nbcast eth0\ncrm yes\ncib_file {cib}\n")
     with pytest.raises(ConfigError) as caught:
         load_cluster(path, "n1")
     assert (
-        "/cib/configuration/resources/clone[@id=c]: clone: clones are not supported yet"
+        "/cib/configuration/resources/bundle[@id=c]: bundle: bundles (containers) are not supported"
         in caught.value.problems[0]
     )
     assert f"hacrm configure import {cib} --print >" in caught.value.problems[-1]

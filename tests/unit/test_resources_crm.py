@@ -10,7 +10,6 @@ from hacluster.config.resources_crm import OP_NAMES, parse_resources_crm, quote_
 from hacluster.core.cib import (
     INFINITY,
     ON_FAIL_VALUES,
-    OP_ROLES,
     ORDER_KINDS,
     ClusterConfig,
     Colocation,
@@ -258,7 +257,16 @@ def test_render_refuses_line_breaks() -> None:
     [
         ("primtive x Dummy", "r.crm:1: primtive: unknown statement; expected one of primitive, "),
         ("primtive x Dummy", "did you mean primitive?"),
-        ("clone c x", "r.crm:1: clone: clones are not supported yet"),
+        ("clone c x", "r.crm:1: clone c: child x is neither a primitive nor a group"),
+        ("clone c", "r.crm:1: clone c: needs an id and the resource it clones"),
+        ("primitive a Dummy\nclone c a params x=1", "params x: a clone has no params"),
+        ("primitive a Dummy\nclone c a meta clone-max=many", "meta clone-max='many' is malformed"),
+        (
+            "primitive a Dummy\nclone c a meta promoted-max=2",
+            "promoted-max applies only to promotable clones",
+        ),
+        ("primitive a Dummy\nclone c a\nclone d a", "a is already cloned by c"),
+        ("primitive a Dummy\nms c a meta promotable=false", "ms with promotable=false; write clone instead"),
         ('"primitive" x Dummy', "unknown statement"),
         ("primitive x", "r.crm:1: primitive x: needs an id and an agent; write primitive ID"),
         ("primitive x ocf:IPaddr2", "ocf agent 'ocf:IPaddr2' needs a provider; write ocf:heartbeat:IPaddr2"),
@@ -290,26 +298,33 @@ def test_render_refuses_line_breaks() -> None:
         ("group g", "r.crm:1: group g: needs an id and members"),
         ("primitive a Dummy\ngroup g a params x=1", "r.crm:2: group g: a group has no params"),
         ("primitive a Dummy\ngroup g a x=1", "'x=1' looks like an attribute; write meta x=1"),
-        (
-            PRIMS + "location l a rule -inf: defined pingd",
-            "location rules (other than a single #uname eq NODE) are not supported yet (issue 8",
-        ),
+        (PRIMS + "location l a rule -inf: defined", "defined needs an attribute name"),
+        (PRIMS + "location l a rule defined pingd", "a rule needs a score and a colon"),
+        (PRIMS + "location l a rule -inf: pingd lte 0 and", "and ends the rule"),
+        (PRIMS + "location l a rule -inf: pingd lte 0 and x eq 1 or y eq 2", "a rule mixes and with or"),
+        (PRIMS + "location l a rule -inf: pingd lte 0 nope", "expected and or or, got 'nope'"),
+        (PRIMS + "location l a rule -inf: pingd", "'pingd' does not start an expression"),
+        (PRIMS + "location l a rule -inf: date gt 2020-01-01", "date expressions in rules"),
+        (PRIMS + "location l a rule $role=Boss -inf: defined x", "role 'Boss' is unknown"),
+        (PRIMS + "location l a role=Promoted 100: n1", "only a promotable clone has that role"),
         (PRIMS + "location l a 100 n1", "write location ID RSC SCORE: NODE"),
         (PRIMS + "location l a", "write location ID RSC SCORE: NODE"),
         (PRIMS + "location l a 100: n1 n2", "write location ID RSC SCORE: NODE"),
         (PRIMS + "location l a abc: n1", "score 'abc'; expected an integer, inf or -inf"),
         (PRIMS + "location l a 100: bad!node", "'bad!node' is not a node name"),
-        (PRIMS + "location l a:Started 100: n1", "expected a resource id without role"),
+        (PRIMS + "location l a:Boss 100: n1", "r.crm:5: location l: role 'Boss' is unknown"),
         (PRIMS + "location l { a b } 100: n1", "resource sets are not supported"),
         (PRIMS + "colocation c inf: a", "write colocation ID SCORE: RSC WITH_RSC"),
         (PRIMS + "colocation c inf a b", "write colocation ID SCORE: RSC WITH_RSC"),
         (
             PRIMS + "colocation c inf: a:Promoted b",
-            "resource roles (Master/Slave, Promoted/Unpromoted) are not supported yet",
+            "role Promoted of a: only a promotable clone has that role",
         ),
         (PRIMS + "colocation c inf: ( a b )", "resource sets are not supported"),
-        (PRIMS + "colocation c inf: a b node-attribute=site", "colocation takes resource ids only"),
-        (PRIMS + "order o Mandatory: a:stop b", "'a:stop': only the start action can be ordered"),
+        (PRIMS + "colocation c inf: a b node-attribute=site", "colocation takes RSC or RSC:ROLE only"),
+        (PRIMS + "order o Mandatory: a:halt b", "'a:halt': action 'halt' is unknown"),
+        (PRIMS + "order o Mandatory: a:promote b", "a:promote: a is not a promotable clone"),
+        (PRIMS + "order o Mandatory: a:stop b", "orders on the stop or demote action are not supported yet"),
         (PRIMS + "order o Sometimes: a b", "order kind 'Sometimes'; expected Mandatory, Optional, Serialize"),
         (PRIMS + "order o -inf: a b", "order score -inf is negative"),
         (
@@ -357,7 +372,7 @@ def test_errors(text: str, expected: str) -> None:
         ),
         (
             "primitive a Dummy\n# x\nprimitive b Dummy \\\n  meta target-role=Master\n",
-            "r.crm:3: primitive b: meta target-role='Master' is malformed; expected Started or Stopped",
+            "r.crm:3: primitive b: target-role=Master: only a promotable clone has that role",
         ),
         ("primitive a Dummy\nprimitive a Dummy\n", "r.crm:2: primitive a: id is already used by a primitive"),
         ("primitive a Dummy\ngroup a a\n", "r.crm:2: group a: id is already used by a primitive"),
@@ -441,7 +456,7 @@ def _primitive(draw: st.DrawFn, rsc_id: str) -> Primitive:
                 timeout_ms=_TIMES,
                 depth=st.integers(0, 30),
                 on_fail=st.none() | st.sampled_from([v for v in ON_FAIL_VALUES if v != "fence"]),
-                role=st.none() | st.sampled_from(OP_ROLES),
+                role=st.none() | st.sampled_from(("Started", "Stopped")),
             ),
             max_size=3,
             unique_by=lambda op: (op.name, op.interval_ms),
@@ -540,3 +555,60 @@ def test_a_check_level_that_is_not_ascii_digits_is_refused_not_crashed_on() -> N
     """Found by bench/bench_fuzz.py: "²".isdigit() is true, int("²") raises."""
     [problem] = _problems("primitive d ocf:hacluster:Dummy op monitor interval=1s OCF_CHECK_LEVEL=²\n")
     assert "OCF_CHECK_LEVEL='²'" in problem
+
+
+CLONES = """\
+primitive d Dummy
+primitive st ocf:pacemaker:Stateful op monitor interval=10s role=Master op monitor interval=11s role=Slave
+primitive vip IPaddr2 params ip=10.0.0.1
+primitive g1 Dummy
+primitive g2 Dummy
+group g g1 g2
+clone d-clone d meta clone-max=3 interleave=true
+ms st-ms st meta master-max=1 notify=true
+clone g-clone g
+location vip-conn vip rule -inf: not_defined pingd or pingd lte 0
+location st-pref st-ms rule $role=Master 100: #uname eq n1 rule score-attribute=prio: defined prio
+location one vip rule 50: #uname eq n2
+location promoted-n2 st-ms role=Promoted 20: n2
+colocation vip-with-primary inf: vip st-ms:Master
+order promote-then-vip Mandatory: st-ms:promote vip:start
+"""
+
+
+def test_clones_roles_and_rules_parse_render_and_round_trip() -> None:
+    from hacluster.config.cib_xml import parse_cib_xml, render_cib_xml
+    from hacluster.core.cib import ClusterConfig, Colocation, Location, Order
+
+    warnings: list[str] = []
+    cfg = parse_resources_crm(CLONES, "r.crm", warnings=warnings)
+    assert [c.id for c in cfg.clones] == ["d-clone", "st-ms", "g-clone"]
+    assert dict(cfg.clone("st-ms").meta) == {"promoted-max": "1", "notify": "true", "promotable": "true"}
+    assert any("ms st-ms: the Pacemaker 1 form" in w and "write clone st-ms st meta" in w for w in warnings)
+    assert any("role=Master: read as Promoted" in w for w in warnings)
+    assert [op.role for op in cfg.primitive("st").ops] == ["Promoted", "Unpromoted"]
+    assert cfg.colocations == (Colocation("vip-with-primary", 1_000_000, "vip", "st-ms", None, "Promoted"),)
+    assert cfg.orders == (Order("promote-then-vip", "Mandatory", "st-ms", "vip", True, "promote", "start"),)
+    by_id = {lc.id: lc for lc in cfg.locations}
+    assert by_id["one"] == Location("one", "vip", "n2", 50)  # a lone #uname rule is a node score
+    assert by_id["st-pref"].rules[0].role == "Promoted"
+    assert by_id["st-pref"].rules[1].score_attribute == "prio"
+    assert by_id["promoted-n2"].role == "Promoted"
+    assert cfg.runnable_ids(2) == ("d:0", "d:1", "d:2", "st:0", "st:1", "vip", "g1:0", "g1:1", "g2:0", "g2:1")
+    assert cfg.clone_settings("st-ms", 2).promoted_max == 1
+    assert cfg.clone_settings("d-clone", 2).interleave
+    assert cfg.stickiness_of("d:1") == 1  # clones stick by default, as in Pacemaker
+    again = parse_resources_crm(render_resources_crm(cfg), "again.crm")
+    assert again.digest() == cfg.digest()
+    assert ClusterConfig.from_json(cfg.to_json()) == cfg
+    imported = parse_cib_xml(render_cib_xml(cfg), "x.xml")
+    assert imported.clones == cfg.clones
+    assert imported.locations == cfg.locations
+    assert imported.colocations == cfg.colocations
+    assert imported.orders == cfg.orders
+
+
+def test_a_configuration_without_clones_keeps_its_json() -> None:
+    cfg = parse_resources_crm("primitive a Dummy\nlocation l a 10: n1\n", "r.crm")
+    assert '"clones"' not in cfg.to_json()
+    assert '"rules"' not in cfg.to_json()

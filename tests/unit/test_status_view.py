@@ -67,3 +67,17 @@ def test_the_view_hands_out_typed_reports_not_wire_dictionaries() -> None:
     report = view.reports()["vip"][N1]
     assert report.state.value == "unknown"
     assert view.reports() is not view.reports(), "a fresh value every time: nothing to mutate"
+
+
+def test_every_clone_instance_is_its_own_entry_with_its_clone_and_role() -> None:
+    text = (
+        "property stonith-enabled=false\nprimitive d Dummy\nclone d-clone d\n"
+        "primitive db ocf:pacemaker:Stateful\nclone db-clone db meta promotable=true\n"
+    )
+    resources, _ = resources_document(view_of(text))
+    by_id = {r["id"]: r for r in resources}
+    assert sorted(by_id) == ["d:0", "d:1", "db:0", "db:1"]
+    assert by_id["d:1"]["clone"] == "d-clone"
+    assert "role" not in by_id["d:1"]
+    assert by_id["db:0"]["clone"] == "db-clone"
+    assert by_id["db:0"]["role"] is None  # runs nowhere yet
