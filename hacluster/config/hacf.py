@@ -52,6 +52,7 @@ from hacluster.config.values import (
     parse_bool,
     parse_time_ms,
 )
+from hacluster.core.attributes import PING_MULTIPLIER_MAX, name_problem
 
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "autojoin": ("none", "other", "any"),
@@ -735,6 +736,35 @@ class _HaCfParser:
             return
         self.values["api_readonly_group"] = value
 
+    def on_pingd(self, line: Line) -> None:
+        """hacluster's connectivity attribute (docs/operator-guide.md, "Connectivity"):
+        ``pingd_attribute NAME`` (default pingd), ``pingd_multiplier N`` (default 1) and
+        ``pingd_dampen TIME`` (default 5s; 0 sets each change at once)."""
+        directive = line.directive
+        hint = {
+            "pingd_attribute": "an attribute name, e.g. pingd_attribute pingd",
+            "pingd_multiplier": f"a whole number 1..{PING_MULTIPLIER_MAX}, e.g. pingd_multiplier 100",
+            "pingd_dampen": "a time, e.g. pingd_dampen 5s",
+        }[directive]
+        value = self._single(line, hint)
+        if value is None:
+            return
+        if directive == "pingd_attribute":
+            problem = name_problem(value)
+            if problem is not None:
+                self.problems.append(line.problem(f"{problem}; write {hint}"))
+                return
+            self.values["pingd_attribute"] = value
+        elif directive == "pingd_multiplier":
+            number = self._int_in(line, value, 1, PING_MULTIPLIER_MAX)
+            if number is not None:
+                self.values["pingd_multiplier"] = number
+        else:
+            try:
+                self.values["pingd_dampen_ms"] = 0 if value == "0" else parse_time_ms(value)
+            except ValueError as exc:
+                self.problems.append(line.problem(f"{exc}; write {hint}"))
+
     def on_alert(self, line: Line) -> None:
         usage = "write alert /path/to/script [timeout=5s] [retries=3]"
         if not line.values or not line.values[0].startswith("/"):
@@ -1096,6 +1126,9 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "api_readonly_group": _HaCfParser.on_api_readonly_group,
     "watchdog": _HaCfParser.on_watchdog,
     "watchdog_timeout": _HaCfParser.on_time,
+    "pingd_attribute": _HaCfParser.on_pingd,
+    "pingd_multiplier": _HaCfParser.on_pingd,
+    "pingd_dampen": _HaCfParser.on_pingd,
     **dict.fromkeys(_ACCEPTED_NOT_ACTED, _HaCfParser.on_accepted),
 }
 

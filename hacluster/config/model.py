@@ -22,6 +22,12 @@ from hacluster.config.values import (
     DEFAULT_STATE_DIR,
     DEFAULT_UDPPORT,
 )
+from hacluster.core.attributes import (
+    PING_ATTRIBUTE_DEFAULT,
+    PING_DAMPEN_MS_DEFAULT,
+    PING_MULTIPLIER_DEFAULT,
+    PING_MULTIPLIER_MAX,
+)
 from hacluster.core.codec import KeyRing
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings, PingNode
@@ -123,6 +129,10 @@ class LoadedConfig(BaseModel):
     watchdog_timeout_ms: int | None = Field(default=None, ge=1000)
     """The timeout set on it (``watchdog_timeout``; default deadtime + 10 ms rounded up to seconds)."""
     """Group whose members may only read the API (status, history, explain); None: no such group."""
+    pingd_attribute: str = PING_ATTRIBUTE_DEFAULT
+    """The node attribute that holds connectivity to the ping nodes (``core/attributes.py``)."""
+    pingd_multiplier: int = Field(default=PING_MULTIPLIER_DEFAULT, ge=1, le=PING_MULTIPLIER_MAX)
+    pingd_dampen_ms: int = Field(default=PING_DAMPEN_MS_DEFAULT, ge=0)
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""
     where: dict[str, str] = {}

@@ -47,6 +47,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
+from hacluster.core.attributes import (
+    PING_ATTRIBUTE_DEFAULT,
+    PING_DAMPEN_MS_DEFAULT,
+    PING_MULTIPLIER_DEFAULT,
+    apply_change,
+    ping_score,
+)
 from hacluster.core.cib import INFINITY, ClusterConfig
 from hacluster.core.dc import follow_up_edits, plan_for
 from hacluster.core.effects import (
@@ -68,6 +75,7 @@ from hacluster.core.lrm import LocalState, ResourceReport
 from hacluster.core.plan import Plan, Role
 from hacluster.core.reconcile import NodeFacts, decide
 from hacluster.core.rm_messages import (
+    AttributeRequest,
     CleanupMessage,
     ConfigMessage,
     Fenced,
@@ -106,6 +114,12 @@ class RmSettings:
     shutdown_timeout_ms: int = 120_000
     watchdog_ms: int = 0
     """The timeout of the watchdog this node's daemon pets (0: none), announced in reports."""
+    ping_attribute: str = PING_ATTRIBUTE_DEFAULT
+    """The transient attribute that holds this node's connectivity (ha.cf ``pingd_attribute``)."""
+    ping_multiplier: int = PING_MULTIPLIER_DEFAULT
+    """Each answering ping node adds this much to it (ha.cf ``pingd_multiplier``)."""
+    ping_dampen_ms: int = PING_DAMPEN_MS_DEFAULT
+    """A new connectivity value must hold this long before it is set (ha.cf ``pingd_dampen``)."""
     generation: int = 0
     """This incarnation's generation (``NodeCore`` copies membership's): with a counter it
     orders our reports and plans, so a late retransmission never overrides a newer one."""
@@ -148,6 +162,10 @@ class ResourceManager:
         """After this node was frozen past deadtime: start nothing before this time."""
         self._lost_quorum_running: tuple[str, ...] = ()
         """Self-fencing: what ran here when this partition lost quorum (kept: the node resets)."""
+        self._attributes: dict[str, str] = {}
+        """This node's transient attributes (``core/attributes.py``); sent in every report."""
+        self._ping_pending: tuple[str, int] | None = None
+        """A connectivity value waiting out ``ping_dampen_ms``: (value, when it is due)."""
         self._adopt(config, settings.node, now_ms, announce=False)
 
     # --- queries ----------------------------------------------------------------------
@@ -225,6 +243,16 @@ class ResourceManager:
         out[self._s.node] = self._s.watchdog_ms
         return out
 
+    def transient_attributes(self) -> dict[NodeName, dict[str, str]]:
+        """Member → its transient attributes: ours, and each member's from its last report.
+
+        A node that is not a member has none: they were lost when it left."""
+        out = {self._s.node: dict(self._attributes)} if self._attributes else {}
+        for node, report in self._reports.items():
+            if node in self._members and node != self._s.node and report.attributes:
+                out[node] = dict(report.attributes)
+        return out
+
     def devices(self) -> tuple[FenceDeviceSpec, ...]:
         return devices_from_config(self.config, self._s.extra_devices)
 
@@ -271,6 +299,8 @@ class ResourceManager:
             fence_pending=self.fencing.attempts.pending(),
             leaving=frozenset(leaving),
             has_quorum=self.has_quorum(),
+            transient_attributes=self.transient_attributes(),
+            ping_attribute=self._s.ping_attribute,
             dc=self._dc,
             plan=self._plan,
             extra_fence_devices=self._s.extra_devices,
@@ -321,6 +351,8 @@ class ResourceManager:
             deadline = min(deadline, self._hold_until_ms)
         if self._leave_deadline_ms is not None and not self._done:
             deadline = min(deadline, self._leave_deadline_ms)
+        if self._ping_pending is not None:
+            deadline = min(deadline, self._ping_pending[1])
         fencing = self.fencing.attempts.next_deadline_ms()
         if fencing is not None:
             deadline = min(deadline, fencing)
@@ -381,6 +413,9 @@ class ResourceManager:
             case Fenced():
                 self._dirty = True
                 out += self.fencing.on_fenced(message, src, now_ms)
+            case AttributeRequest():
+                if message.node == self._s.node:
+                    self._set_own_attribute(message.name, message.value, src, out)
         out += self.step(now_ms)
         return out
 
@@ -423,6 +458,56 @@ class ResourceManager:
         out = self._adopt(config, self._s.node, now_ms, announce=True)
         out.append(encode(ConfigMessage(config)))
         return out + self.step(now_ms)
+
+    def set_attribute(self, node: NodeName, name: str, value: str | None, now_ms: int) -> list[RmEffect]:
+        """Set (``value`` None: remove) transient attribute ``name`` of ``node``.
+
+        Our own is set here and reported; another member's is asked of it (``hac_attr``).
+        A node that is not a member holds none (the API refuses those before)."""
+        out: list[RmEffect] = []
+        if node == self._s.node:
+            self._set_own_attribute(name, value, self._s.node, out)
+        elif node in self._members:
+            out.append(encode(AttributeRequest(node, name, value)))
+        else:
+            text = f"transient attribute {name} of {node} not set: {node} is not an active member"
+            out.append(Notice("ATTRIBUTE_REFUSED", Level.WARNING, text))
+        return out + self.step(now_ms)
+
+    def on_connectivity(self, reachable: int, now_ms: int) -> list[RmEffect]:
+        """Membership sees ``reachable`` ping nodes answering: set the connectivity attribute
+        once that has held ``ping_dampen_ms`` (a flap inside the window moves nothing)."""
+        value = str(ping_score(reachable, self._s.ping_multiplier))
+        if self._attributes.get(self._s.ping_attribute) == value:
+            self._ping_pending = None
+        elif self._ping_pending is None or self._ping_pending[0] != value:
+            self._ping_pending = (value, now_ms + self._s.ping_dampen_ms)
+        return self.step(now_ms)
+
+    def _settle_connectivity(self, now_ms: int, out: list[RmEffect]) -> None:
+        if self._ping_pending is not None and now_ms >= self._ping_pending[1]:
+            value = self._ping_pending[0]
+            self._ping_pending = None
+            self._set_own_attribute(self._s.ping_attribute, value, self._s.node, out)
+
+    def _set_own_attribute(self, name: str, value: str | None, source: NodeName, out: list[RmEffect]) -> None:
+        if self._attributes.get(name) == value:
+            return
+        try:
+            self._attributes = apply_change(self._attributes, name, value)
+        except ValueError as exc:
+            out.append(Notice("ATTRIBUTE_REFUSED", Level.WARNING, f"attribute {name} from {source}: {exc}"))
+            return
+        self._dirty = True
+        change = f"set to {value!r}" if value is not None else "removed"
+        out.append(
+            Notice(
+                "ATTRIBUTE_CHANGED",
+                Level.INFO,
+                f"transient attribute {name} of {self._s.node} {change} (by {source})",
+                (("node", self._s.node), ("name", name)),
+            )
+        )
 
     def cleanup(self, rsc: str, node: str, now_ms: int) -> list[RmEffect]:
         """Forget failures of ``rsc`` (all when empty) on ``node`` (all when empty), re-probe."""
@@ -502,6 +587,7 @@ class ResourceManager:
         out: list[RmEffect] = []
         self._expire_failures(now_ms, out)
         self._adopt_known_down(out)
+        self._settle_connectivity(now_ms, out)
         ignores_quorum = self.config.no_quorum_policy() == "ignore"
         out += self.fencing.on_quorum(self.has_quorum(), ignores_quorum=ignores_quorum)
         if not self._lost_quorum_running and not self.has_quorum() and configured_timeout_ms(self.config) > 0:
@@ -642,8 +728,9 @@ class ResourceManager:
         probed = self.local.probed()
         resources = self.local.reports()
         epoch, digest = self._version()
+        attributes = dict(self._attributes)
         down, lost = self.fencing.known_down(), self.fencing.seen_lost()
-        content = (epoch, digest, probed, self._leaving, resources, down, lost)
+        content = (epoch, digest, probed, self._leaving, resources, down, lost, attributes)
         if content == self._sent_report and now_ms < self._next_refresh_ms:
             return
         self._sent_report = content
@@ -660,6 +747,7 @@ class ResourceManager:
             down,
             lost,
             watchdog_ms=self._s.watchdog_ms,
+            attributes=attributes,
         )
         out.append(encode(report))
         if self._dc == self._s.node and self._sent_plan:
@@ -776,7 +864,15 @@ class ResourceManager:
 
 def _content(report: StateReport) -> tuple[object, ...]:
     """What the DC plans from in a report (its order aside)."""
-    return (report.epoch, report.digest, report.probed, report.leaving, report.resources, report.watchdog_ms)
+    return (
+        report.epoch,
+        report.digest,
+        report.probed,
+        report.leaving,
+        report.resources,
+        report.watchdog_ms,
+        report.attributes,
+    )
 
 
 def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:

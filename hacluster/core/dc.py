@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from hacluster.core.attributes import ipfail_bans, node_attributes
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.edits import completed_moves, drop_locations, set_meta
 from hacluster.core.effects import Level, Notice
@@ -42,16 +43,23 @@ def plan_for(view: ClusterSnapshot) -> Plan:
 
 def placement_and_plan(view: ClusterSnapshot) -> tuple[Placement, Plan]:
     """``plan_for``, with the placement it started from (``why`` reads its scores)."""
+    attributes = (
+        view.node_attributes
+        if view.node_attributes is not None
+        else node_attributes(view.config, view.transient_attributes)
+    )
+    bans = ipfail_bans(view.config, attributes, view.online, view.ping_attribute)
+    placed_config = replace(view.config, locations=(*view.config.locations, *bans)) if bans else view.config
     placement = place(
         PlacementInput(
-            config=view.config,
+            config=placed_config,
             nodes=view.nodes,
             online=view.online,
             active=view.active(),
             failcounts=view.failcounts,
             banned_everywhere=view.banned_everywhere,
             has_quorum=view.has_quorum,
-            node_attributes=view.node_attributes,
+            node_attributes=attributes,
             roles=view.roles,
         )
     )

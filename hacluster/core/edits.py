@@ -54,6 +54,14 @@ def set_node_attribute(
     return replace(config, epoch=config.epoch + 1, node_attributes=tuple(sorted(node_attributes)))
 
 
+def set_property(config: ClusterConfig, name: str, value: str | None) -> ClusterConfig:
+    """Set (or remove, with None) one cluster property (``crm_attribute -t crm_config``)."""
+    properties = _set_pair(config.properties, name, value)
+    if properties == config.properties:
+        return config
+    return replace(config, epoch=config.epoch + 1, properties=properties)
+
+
 def set_meta(config: ClusterConfig, rsc: str, name: str, value: str | None) -> ClusterConfig:
     """Set (or remove) a meta attribute on a primitive or group, e.g. ``target-role``."""
     _known_resource(config, rsc)

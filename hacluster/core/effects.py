@@ -150,8 +150,19 @@ class KeyMessageToSend:
     pairs: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class AttributeRequested:
+    """``crm_attribute -l reboot``, ``attrd_updater``, ``hacrm node attribute --lifetime reboot``:
+    set (``value`` None: remove) transient attribute ``name`` of ``node`` (``core/attributes.py``)."""
+
+    node: NodeName
+    name: str
+    value: str | None
+
+
 OperatorInput = (
     ProposeConfig
+    | AttributeRequested
     | CleanupRequested
     | FenceRequested
     | FenceConfirmed

@@ -21,6 +21,7 @@ from hacluster.core.cib import ClusterConfig
 from hacluster.core.crm import ResourceManager, RmSettings
 from hacluster.core.effects import (
     AgentFinished,
+    AttributeRequested,
     Broadcast,
     CleanupRequested,
     Effect,
@@ -66,6 +67,7 @@ class NodeCore:
         self._deadtime_ms = membership.deadtime_ms
         self._rm_deadline_ms: int | None = None
         """The resource manager's next deadline as last asked, until the next input."""
+        self._ping_names = frozenset(p.name for p in membership.ping_nodes)
 
     @property
     def stopped(self) -> bool:
@@ -104,6 +106,8 @@ class NodeCore:
                 return self._route(rm.begin_shutdown(now_ms), now_ms) + self._finish_stop(now_ms)
             case ProposeConfig():
                 return self._route(rm.propose_config(inp.config, now_ms), now_ms)
+            case AttributeRequested():
+                return self._route(rm.set_attribute(inp.node, inp.name, inp.value, now_ms), now_ms)
             case CleanupRequested():
                 return self._route(rm.cleanup(inp.resource, inp.node, now_ms), now_ms)
             case FenceConfirmed():
@@ -115,6 +119,7 @@ class NodeCore:
             case KeyMessageToSend():
                 return self._route(self.membership.send_message(KEY_MESSAGE, inp.pairs, now_ms), now_ms)
             case Reconfigured():
+                self._ping_names = frozenset(p.name for p in inp.membership.ping_nodes)
                 out = self._route(self.membership.reconfigure(inp.membership, now_ms), now_ms)
                 return out + self._route(rm.reconfigure(inp.nodes, inp.extra_devices, now_ms), now_ms)
             case PacketReceived() | PingReplied():
@@ -132,6 +137,10 @@ class NodeCore:
                 return out + self._finish_stop(now_ms)
             case _:
                 assert_never(inp)
+
+    def _reachable_pings(self) -> int:
+        """Ping nodes that membership sees answering (a lost one only after ``deadping``)."""
+        return sum(self.membership.peer_state(name) == "ping" for name in self._ping_names)
 
     def _finish_stop(self, now_ms: int) -> list[Effect]:
         if self._stopping and self.rm.shutdown_complete and not self.membership.stopped:
@@ -153,6 +162,8 @@ class NodeCore:
                     out.append(effect)
                     generation = self.membership.peer_generation(effect.node)
                     queue.extend(self.rm.on_membership(effect, self.membership.members(), now_ms, generation))
+                    if effect.node in self._ping_names:
+                        queue.extend(self.rm.on_connectivity(self._reachable_pings(), now_ms))
                 case MessageDelivered():
                     queue.extend(self.rm.on_message(effect, now_ms))
                 case Broadcast():  # sent before whatever the resource manager said next

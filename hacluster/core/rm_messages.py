@@ -12,11 +12,15 @@ one place that knows those fields:
                    its configuration version (``ep``, ``dg``) and order (``sq``), the nodes
                    it knows are down (``dn``) and saw vanish uncleanly (``ls``), comma-separated,
                    and the timeout of the watchdog it pets (``wd``, ms; absent or 0: none)
+                   and its transient node attributes (``at``: JSON; absent from older versions)
 ``hac_plan``       ``PlanMessage``: the DC's plan for configuration epoch ``ep``
 ``hac_cfg``        ``ConfigMessage``: a whole configuration (``cfg``: canonical JSON)
 ``hac_cleanup``    ``CleanupMessage``: forget failures of ``rsc`` on ``node`` (empty: all)
 ``hac_fence_req``  ``FenceRequest``: the DC asks ``executor`` to fence ``target`` (the DC itself)
 ``hac_fenced``     ``Fenced``: ``target`` was fenced with ``device``
+``hac_attr``       ``AttributeRequest``: set (``v``) or remove (``del=1``) the transient
+                   attribute ``name`` of ``node``; only ``node`` itself applies it, and its
+                   next report (``at``) tells everyone (``core/attributes.py``)
 =================  ============================================================================
 
 Rules for this file:
@@ -39,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from hacluster.core.attributes import ATTRIBUTES_MAX, name_problem, value_problem
 from hacluster.core.cib import INFINITY, ClusterConfig
 from hacluster.core.effects import Broadcast, MessageDelivered
 from hacluster.core.ids import NodeName
@@ -52,6 +57,7 @@ CONFIG_MSG: Final = "hac_cfg"
 CLEANUP_MSG: Final = "hac_cleanup"
 FENCE_REQUEST_MSG: Final = "hac_fence_req"
 FENCED_MSG: Final = "hac_fenced"
+ATTRIBUTE_MSG: Final = "hac_attr"
 
 NAME_MAX: Final = 255
 TEXT_MAX: Final = 1000
@@ -91,6 +97,8 @@ class StateReport:
     """Nodes the sender saw vanish without a goodbye, not fenced yet."""
     watchdog_ms: int = 0
     """The timeout of the watchdog this node pets (0: none); self-fencing needs one everywhere."""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    """The sender's transient node attributes (``core/attributes.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +137,18 @@ class Fenced:
     reason: str
 
 
-RmMessage = StateReport | PlanMessage | ConfigMessage | CleanupMessage | FenceRequest | Fenced
+@dataclass(frozen=True, slots=True)
+class AttributeRequest:
+    """Set (or, with ``value`` None, remove) transient attribute ``name`` of ``node``."""
+
+    node: NodeName
+    name: str
+    value: str | None
+
+
+RmMessage = (
+    StateReport | PlanMessage | ConfigMessage | CleanupMessage | FenceRequest | Fenced | AttributeRequest
+)
 
 # --- encode ----------------------------------------------------------------------------------------
 
@@ -189,6 +208,8 @@ def encode(message: RmMessage) -> Broadcast:
             )
             if message.watchdog_ms:
                 pairs += (("wd", str(message.watchdog_ms)),)
+            if message.attributes:
+                pairs = (*pairs, ("at", _compact(dict(message.attributes))))
             return Broadcast(STATE_MSG, pairs)
         case PlanMessage():
             pairs = (
@@ -215,6 +236,10 @@ def encode(message: RmMessage) -> Broadcast:
                 ("reason", message.reason),
             )
             return Broadcast(FENCED_MSG, pairs)
+        case AttributeRequest():
+            change = ("del", "1") if message.value is None else ("v", message.value)
+            pairs = (("node", message.node), ("name", message.name), change)
+            return Broadcast(ATTRIBUTE_MSG, pairs)
 
 
 # --- decode ----------------------------------------------------------------------------------------
@@ -236,6 +261,7 @@ def decode(delivered: MessageDelivered) -> RmMessage | None:
                 down=fields.node_set("dn"),
                 lost=fields.node_set("ls"),
                 watchdog_ms=fields.integer("wd", minimum=0, absent=0),
+                attributes=_attributes(fields, fields.json("at") if fields.has("at") else {}),
             )
         case "hac_plan":
             return PlanMessage(
@@ -271,6 +297,26 @@ def decode(delivered: MessageDelivered) -> RmMessage | None:
                 ms=fields.integer("ms", minimum=0),
                 reason=fields.text("reason", empty=True, maximum=TEXT_MAX),
             )
+        case "hac_attr":
+            name = fields.text("name", maximum=NAME_MAX)
+            problem = name_problem(name)
+            if problem is not None:
+                raise fields.error(problem)
+            deleting = fields.has("del")
+            if deleting == fields.has("v"):
+                raise fields.error("exactly one of v and del is needed")
+            value = None
+            if deleting:
+                if not fields.flag("del"):
+                    raise fields.error("del must be 1")
+            else:
+                value = fields.text("v", empty=True, maximum=TEXT_MAX)
+                problem = value_problem(value)
+                if problem is not None:
+                    raise fields.error(problem)
+            return AttributeRequest(
+                node=NodeName(fields.text("node", maximum=NAME_MAX)), name=name, value=value
+            )
     return None
 
 
@@ -289,6 +335,9 @@ class _Fields:
         if value is None:
             raise self.error(f"field {name} is missing")
         return value
+
+    def has(self, name: str) -> bool:
+        return name in self._fields
 
     def text(self, name: str, *, empty: bool = False, maximum: int | None = None) -> str:
         value = self.raw(name)
@@ -396,6 +445,21 @@ def _resources(fields: _Fields, data: object) -> dict[str, ResourceReport]:
             exit_reason=None if why is None else _text(fields, f"r.{rsc}.why", why, maximum=TEXT_MAX),
             role=role,
         )
+    return out
+
+
+def _attributes(fields: _Fields, data: object) -> dict[str, str]:
+    out: dict[str, str] = {}
+    entries = _object(fields, "at", data)
+    if len(entries) > ATTRIBUTES_MAX:
+        raise fields.error(f"at holds more than {ATTRIBUTES_MAX} attributes")
+    for name, value in entries.items():
+        problem = name_problem(name)
+        if problem is None:
+            problem = value_problem(_text(fields, f"at.{name[:40]}", value, empty=True, maximum=TEXT_MAX))
+        if problem is not None:
+            raise fields.error(f"at: {problem}")
+        out[name] = str(value)
     return out
 
 

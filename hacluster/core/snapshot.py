@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hacluster.core.attributes import PING_ATTRIBUTE_DEFAULT
 from hacluster.core.cib import ClusterConfig
 from hacluster.core.fence_devices import FenceDeviceSpec, devices_from_config
 from hacluster.core.ids import NodeName
@@ -76,6 +77,11 @@ class ClusterSnapshot:
     fence_pending: Mapping[NodeName, str] = field(default_factory=dict)
     leaving: frozenset[NodeName] = frozenset()
     has_quorum: bool = True
+    transient_attributes: Mapping[NodeName, Mapping[str, str]] = field(default_factory=dict)
+    """Member → its transient node attributes (``core/attributes.py``); permanent ones are in
+    ``config``, and ``attributes.node_attributes`` merges the two."""
+    ping_attribute: str = PING_ATTRIBUTE_DEFAULT
+    """The attribute that holds each node's connectivity (ipfail compares it)."""
     dc: NodeName | None = None
     plan: Plan | None = None
     extra_fence_devices: tuple[FenceDeviceSpec, ...] = ()
@@ -84,8 +90,8 @@ class ClusterSnapshot:
     node: NodeName | None = None
     """The node that took the snapshot."""
     node_attributes: Mapping[NodeName, Mapping[str, str]] | None = None
-    """Node → attributes for rules and promotion scores (permanent merged with transient,
-    ``core.attributes``); None: the configuration's permanent ones."""
+    """Node → attributes for rules and promotion scores, when a what-if sets them; None:
+    ``attributes.node_attributes(config, transient_attributes)``, as the live cluster has them."""
     watchdogs: Mapping[NodeName, int] = field(default_factory=dict)
     """Node → the watchdog timeout it announced in its reports (ms; 0 or absent: no watchdog)."""
     lost_quorum_running: tuple[str, ...] = ()

@@ -87,6 +87,8 @@ COMMANDS: Final[Mapping[str, Access]] = {
     "stonith_show": READ,
     "configure_show": READ,
     "cluster_keys": READ,  # slots, methods and fingerprints; never a secret
+    "attribute_query": READ,  # node attributes, as status shows them
+    "property_query": READ,
     # history
     "history": READ,
     # explain: every one of these only computes an answer
@@ -98,6 +100,8 @@ COMMANDS: Final[Mapping[str, Access]] = {
     "node_standby": CHANGE,
     "node_online": CHANGE,
     "node_attribute": CHANGE,
+    "attribute_update": CHANGE,  # crm_attribute, attrd_updater, hacrm node attribute
+    "property_update": CHANGE,  # crm_attribute -t crm_config
     "node_fence": CHANGE,
     "node_fence_confirm": CHANGE,
     "resource_start": CHANGE,

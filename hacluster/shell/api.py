@@ -276,7 +276,7 @@ ROUTES: Mapping[str, Route] = {
     "resource_cleanup": resource_cleanup,
 }
 
-EXTRA_API_MODULES: tuple[str, ...] = ("api_cli", "api_ops", "api_explain", "api_keys")
+EXTRA_API_MODULES: tuple[str, ...] = ("api_cli", "api_ops", "api_explain", "api_keys", "api_attrs")
 """Modules (``hacluster.shell.<name>``) whose ``ROUTES`` add more commands."""
 
 

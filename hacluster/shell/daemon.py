@@ -211,6 +211,7 @@ class Daemon:
             resource_d=(resource_dir(config),),
             rsc_tmp=Path(config.state_dir) / "rsctmp",
             in_process=in_process_agents(),
+            api_socket=str(config.api_socket),
         )
         self.fencer = Fencer()
         self.history = History(Path(config.state_dir), node)
@@ -251,6 +252,9 @@ class Daemon:
             extra_devices=hacf_fence_devices(config),
             fencing_delay_ms=config.keepalive_ms + 100,
             watchdog_ms=self.watchdog.timeout_ms if self.watchdog is not None else 0,
+            ping_attribute=config.pingd_attribute,
+            ping_multiplier=config.pingd_multiplier,
+            ping_dampen_ms=config.pingd_dampen_ms,
         )
         self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
         for warning in self._warnings:
@@ -455,6 +459,7 @@ class Daemon:
             timeout_ms=request.timeout_ms,
             interval_ms=request.interval_ms,
             depth=request.depth,
+            meta=request.meta,
         )
         result = await self.executor.run(op)
         finished = AgentFinished(

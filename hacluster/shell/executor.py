@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,9 @@ OCF_CODES = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 190, 191})
 LSB_CODES = frozenset(range(8))
 
 SYSTEM_OCF_ROOT = Path("/usr/lib/ocf")
+TOOLS_DIR = Path(__file__).resolve().parent.parent / "tools" / "bin"
+"""Our Pacemaker-compatible tools (``hacluster/tools/``), as small executables."""
+META_PREFIX = "CRM_meta_"
 HACLUSTER_PROVIDER = "hacluster"
 DEFAULT_HACLUSTER_AGENTS_DIR = Path(__file__).resolve().parents[2] / "resource_agents"
 
@@ -97,7 +101,7 @@ class OpRequest:
     timeout_ms: int
     interval_ms: int = 0  # 0 = probe or one-shot op
     depth: int = 0  # OCF_CHECK_LEVEL
-    meta: tuple[tuple[str, str], ...] = ()  # extra OCF_RESKEY_CRM_meta_<name>
+    meta: tuple[tuple[str, str], ...] = ()  # OCF_RESKEY_CRM_meta_<name> (name or CRM_meta_<name>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +163,14 @@ class Executor:
         in_process: Mapping[tuple[str, str], InProcessAgent] | None = None,
         hacluster_agents_dir: Path = DEFAULT_HACLUSTER_AGENTS_DIR,
         system_ocf_root: Path = SYSTEM_OCF_ROOT,
+        tools_dir: Path = TOOLS_DIR,
+        api_socket: str = "",
     ) -> None:
         self.node_name = node_name
+        self.tools_dir = tools_dir
+        """``crm_attribute``, ``crm_master``, ``attrd_updater``, ``crm_node``: ours, first on the
+        agent's ``PATH`` and its ``HA_SBIN_DIR``, so ClusterLabs' agents reach this daemon."""
+        self.api_socket = api_socket
         self.ocf_roots = tuple(ocf_roots)
         self.resource_d = tuple(resource_d)
         self.init_d = tuple(init_d)
@@ -225,18 +235,22 @@ class Executor:
         spec = req.spec
         ocf_root = self._ocf_root_for(path)
         env = {
-            "PATH": subprocesses.CHILD_PATH,
+            "PATH": f"{self.tools_dir}:{subprocesses.CHILD_PATH}",
             "LANG": "C",
             "LC_ALL": "C",
             "HA_RSCTMP": str(self.rsc_tmp),
             "HA_NODE": self.node_name,
+            "HA_SBIN_DIR": str(self.tools_dir),
+            "HACLUSTER_PYTHON": sys.executable,
             "OCF_ROOT": str(ocf_root),
             "OCF_FUNCTIONS_DIR": str(ocf_root / "lib" / "heartbeat"),
         }
+        if self.api_socket:
+            env["HACLUSTER_SOCKET"] = self.api_socket
         if spec.agent_class != "ocf":
             return env
         for name, value in req.meta:
-            env[f"OCF_RESKEY_CRM_meta_{name}"] = value
+            env[f"OCF_RESKEY_CRM_meta_{name.removeprefix(META_PREFIX)}"] = value
         for name, value in spec.params:
             env[f"OCF_RESKEY_{name}"] = value
         env |= {

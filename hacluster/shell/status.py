@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from hacluster.core.ids import NodeName
+
 if TYPE_CHECKING:
     from hacluster.core.stats import MembershipStats
     from hacluster.shell.daemon import Daemon
@@ -92,6 +94,7 @@ def resources_document(view: CoreView) -> tuple[list[dict[str, Any]], list[dict[
 def nodes_document(view: CoreView, stats: MembershipStats) -> list[dict[str, Any]]:
     """Every node as membership sees it, with its attributes (standby read as the cluster reads it)."""
     config = view.config
+    transient = view.transient_attributes()
     nodes = []
     for node in stats.nodes:
         attributes = dict(next((a for n, a in config.node_attributes if n == node.name), ()))
@@ -107,6 +110,7 @@ def nodes_document(view: CoreView, stats: MembershipStats) -> list[dict[str, Any
                 "recommended_deadtime_ms": node.recommended_deadtime_ms,
                 "standby": config.is_node_standby(node.name),
                 "attributes": attributes,
+                "transient_attributes": transient.get(NodeName(node.name), {}),
                 "links": _links(node),
             }
         )

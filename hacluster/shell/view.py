@@ -63,6 +63,10 @@ class CoreView:
     def has_quorum(self) -> bool:
         return self._core.rm.has_quorum()
 
+    def transient_attributes(self) -> dict[NodeName, dict[str, str]]:
+        """Member → its transient node attributes (fresh dicts; ``core/attributes.py``)."""
+        return self._core.rm.transient_attributes()
+
     def warnings(self) -> list[str]:
         return self._core.rm.warnings()
 

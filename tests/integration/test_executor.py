@@ -22,7 +22,7 @@ import psutil
 import pytest
 from exhaust import USE_UP_DESCRIPTORS
 
-from hacluster.shell.executor import AgentSpec, Executor, OpRequest, OpResult
+from hacluster.shell.executor import TOOLS_DIR, AgentSpec, Executor, OpRequest, OpResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "agents_fixtures"
 PROBE = AgentSpec("ocf", "test", "Probe")
@@ -106,13 +106,22 @@ def test_environment_is_clean_and_complete(tmp_path: Path, monkeypatch: pytest.M
     envfile = tmp_path / "env"
     spec = AgentSpec("ocf", "test", "Probe", params=(("envfile", str(envfile)), ("ip", "10.0.0.5")))
     req = OpRequest(
-        "vip", spec, "monitor", timeout_ms=20_000, interval_ms=10_000, depth=10, meta=(("role", "Promoted"),)
+        "vip",
+        spec,
+        "monitor",
+        timeout_ms=20_000,
+        interval_ms=10_000,
+        depth=10,
+        meta=(("role", "Promoted"), ("CRM_meta_clone", "2"), ("CRM_meta_notify_type", "pre")),
     )
-    executor = make_executor(tmp_path, system_ocf_root=tmp_path / "no-system-root")
+    executor = make_executor(
+        tmp_path, system_ocf_root=tmp_path / "no-system-root", api_socket="/run/test/api.sock"
+    )
     assert run(executor, req).rc == 0
     env = read_env(envfile)
     assert "HACLUSTER_LEAK_CHECK" not in env
-    assert env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
+    # our crm_attribute, crm_master, attrd_updater and crm_node come first
+    assert env["PATH"].split(":")[:2] == [str(TOOLS_DIR), os.path.dirname(sys.executable)]
     assert env["PATH"].endswith(":/usr/sbin:/usr/bin:/sbin:/bin")
     expected = {
         "LANG": "C",
@@ -130,12 +139,27 @@ def test_environment_is_clean_and_complete(tmp_path: Path, monkeypatch: pytest.M
         "OCF_RESKEY_CRM_meta_name": "monitor",
         "OCF_RESKEY_CRM_meta_on_node": "n1",
         "OCF_RESKEY_CRM_meta_role": "Promoted",
+        "OCF_RESKEY_CRM_meta_clone": "2",  # a CRM_meta_* key of the RunAgent, as clones set them
+        "OCF_RESKEY_CRM_meta_notify_type": "pre",
         "OCF_CHECK_LEVEL": "10",
+        "HA_SBIN_DIR": str(TOOLS_DIR),
+        "HACLUSTER_SOCKET": "/run/test/api.sock",
+        "HACLUSTER_PYTHON": sys.executable,
         "HA_RSCTMP": str(tmp_path / "rsc"),
         "HA_NODE": "n1",
     }
     assert {name: env.get(name) for name in expected} == expected
     assert (tmp_path / "rsc").is_dir(), "the executor creates HA_RSCTMP"
+
+
+@pytest.mark.parametrize("action", ["promote", "demote", "notify"])
+def test_promotable_actions_pass_through(tmp_path: Path, action: str) -> None:
+    envfile = tmp_path / "env"
+    spec = AgentSpec("ocf", "test", "Probe", params=(("envfile", str(envfile)), ("rc", "8")))
+    result = run(make_executor(tmp_path), OpRequest("db", spec, action, timeout_ms=5000))
+    assert read_env(envfile)["OCF_RESKEY_CRM_meta_name"] == action
+    assert result.action == action
+    assert result.rc == 8  # running promoted: an OCF code, passed through
 
 
 def test_system_ocf_root_wins_when_present(tmp_path: Path) -> None:

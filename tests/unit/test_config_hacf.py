@@ -814,3 +814,29 @@ def test_watchdog_takes_heartbeats_default_timeout(tmp_path: Path) -> None:
 def test_a_bad_watchdog_line_says_where_and_what_to_write(lines: str, message: str) -> None:
     found = problems(BASE + lines)
     assert any(message in problem for problem in found), found
+
+
+def test_pingd_directives(tmp_path: Path) -> None:
+    default = load(tmp_path, BASE)
+    assert (default.pingd_attribute, default.pingd_multiplier, default.pingd_dampen_ms) == ("pingd", 1, 5000)
+    config = load(tmp_path, BASE + "pingd_attribute connected\npingd_multiplier 100\npingd_dampen 0\n")
+    assert (config.pingd_attribute, config.pingd_multiplier, config.pingd_dampen_ms) == ("connected", 100, 0)
+    assert load(tmp_path, BASE + "pingd_dampen 1500ms\n").pingd_dampen_ms == 1500
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("pingd_attribute .hidden", "or starts with one of"),
+        ("pingd_attribute a=b", "has a character other than"),
+        ("pingd_multiplier 0", "out of range; expected a whole number 1..1000000"),
+        ("pingd_multiplier lots", "expected a whole number 1..1000000"),
+        ("pingd_dampen soon", "write a time, e.g. pingd_dampen 5s"),
+        ("pingd_dampen 1 2", "takes exactly one value"),
+    ],
+)
+def test_pingd_directive_errors(line: str, expected: str) -> None:
+    found = problems(BASE + line + "\n")
+    assert len(found) == 1
+    assert found[0].startswith("ha.cf:3: ")
+    assert expected in found[0]

@@ -21,12 +21,14 @@ from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState, ResourceReport
 from hacluster.core.plan import Plan, Reason, ReasonCode, Role
 from hacluster.core.rm_messages import (
+    ATTRIBUTE_MSG,
     CLEANUP_MSG,
     CONFIG_MSG,
     FENCE_REQUEST_MSG,
     FENCED_MSG,
     PLAN_MSG,
     STATE_MSG,
+    AttributeRequest,
     CleanupMessage,
     ConfigMessage,
     Fenced,
@@ -45,7 +47,7 @@ CONFIG = parse_resources_crm(
     "t.crm",
     epoch=3,
 )
-MTYPES = (STATE_MSG, PLAN_MSG, CONFIG_MSG, CLEANUP_MSG, FENCE_REQUEST_MSG, FENCED_MSG)
+MTYPES = (STATE_MSG, PLAN_MSG, CONFIG_MSG, CLEANUP_MSG, FENCE_REQUEST_MSG, FENCED_MSG, ATTRIBUTE_MSG)
 
 
 def delivered(broadcast: Broadcast, src: NodeName = N2) -> MessageDelivered:
@@ -90,6 +92,9 @@ EXAMPLES: list[RmMessage] = [
     FenceRequest(N1, N2, "stop of vip failed there"),
     Fenced(N1, "fence-lab", 120, "it left the membership without a clean stop"),
     StateReport((7, 3), 3, "abcdef0123456789", True, False, {}, watchdog_ms=5000),
+    AttributeRequest(N1, "master-db", "10"),
+    AttributeRequest(N2, "pingd", None),
+    StateReport((7, 3), 3, "abcdef0123456789", True, False, {}, attributes={"pingd": "2"}),
 ]
 
 

@@ -56,12 +56,18 @@ def register(registry: Registry) -> None:
     attribute = node_sub.add_parser(
         "attribute",
         help="node attributes: NODE lists them, NODE NAME prints one, NODE NAME VALUE sets one, "
-        "--delete NAME removes one",
+        "--delete NAME removes one; --lifetime reboot: transient (lost when NODE leaves)",
     )
     attribute.add_argument("node", metavar="NODE")
     attribute.add_argument("name", metavar="NAME", nargs="?")
     attribute.add_argument("value", metavar="VALUE", nargs="?")
     attribute.add_argument("--delete", metavar="NAME", help="remove attribute NAME")
+    attribute.add_argument(
+        "--lifetime",
+        choices=["reboot", "forever"],
+        help="forever (default when setting): kept in the configuration; reboot: transient, held by "
+        "NODE until it leaves (crm_attribute -l); when reading: only that kind",
+    )
     add_dry_run(attribute)
     attribute.set_defaults(run=_attribute)
     fence = node_sub.add_parser("fence", help="fence (power off/reboot) NODE now with its fence devices")
@@ -126,14 +132,26 @@ def _attribute(args: argparse.Namespace, socket_path: str) -> str:
     if args.delete or args.value is not None:
         name = args.delete or args.name
         value = None if args.delete else args.value
-        return change("node_attribute", lambda a: {"node": a.node, "name": name, "value": value})(
-            args, socket_path
-        )
+        lifetime = args.lifetime or "forever"
+        return change(
+            "attribute_update",
+            lambda a: {"node": a.node, "name": name, "value": value, "lifetime": lifetime},
+        )(args, socket_path)
     if args.dry_run:
         raise CliError("BAD_USAGE", "--dry-run only applies when setting (NAME VALUE) or --delete NAME", 2)
-    attributes = _find_node(request(socket_path, "status"), args.node)["attributes"]
+    answer = request(socket_path, "attribute_query")
+    if args.node not in answer["nodes"]:
+        known = ", ".join(answer["nodes"])
+        raise CliError("UNKNOWN_NODE", f"no node named {args.node!r}; configured nodes: {known}", 2)
+    attributes = {
+        k: e for k, e in answer["nodes"][args.node].items() if args.lifetime in (None, e["lifetime"])
+    }
+    kind = f"{args.lifetime} " if args.lifetime else ""
     if args.name:
         if args.name not in attributes:
-            raise CliError("NO_SUCH_ATTRIBUTE", f"node {args.node} has no attribute {args.name!r}")
-        return f"{attributes[args.name]}\n"
-    return "".join(f"{k}={v}\n" for k, v in sorted(attributes.items()))
+            raise CliError("NO_SUCH_ATTRIBUTE", f"node {args.node} has no {kind}attribute {args.name!r}")
+        return f"{attributes[args.name]['value']}\n"
+    return "".join(
+        f"{k}={e['value']}{'' if args.lifetime or e['lifetime'] == 'forever' else '  (reboot)'}\n"
+        for k, e in sorted(attributes.items())
+    )
