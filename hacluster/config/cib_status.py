@@ -435,7 +435,7 @@ def snapshot_of(
         for name, value in attributes:
             if name in SNAPSHOT_ATTRIBUTES:
                 config = set_node_attribute(config, seen.nodes, node, name, value)
-    attributes = placement_attributes(config, seen.node_attributes, status.history, cloned or {})
+    placed = placement_attributes(config, seen.node_attributes, status.history, cloned or {})
     return ClusterSnapshot(
         config=config,
         nodes=seen.nodes,
@@ -447,7 +447,7 @@ def snapshot_of(
         unclean=seen.unclean,
         leaving=seen.leaving,
         has_quorum=status.has_quorum,
-        node_attributes=attributes,
+        node_attributes=placed,
     )
 
 

@@ -212,8 +212,10 @@ def test_transient_attributes_reach_placement_and_an_instance_score_is_the_clone
     out = placement_attributes(config, transient, history, {"d": False, "u": True})
     assert out[n1] == {"master-d:0": "10", "pingd": "100", "master-d": "10"}
     # two instance scores on n2: the one its history names; a unique clone's stay per instance
-    assert out[n2]["master-d"] == "7" and "master-u" not in out[n2]
+    assert out[n2]["master-d"] == "7"
+    assert "master-u" not in out[n2]
     assert out[n3]["master-d"] == "2"  # the clone's own name wins
-    assert placement_attributes(config, {n2: (("master-d:1", "5"), ("master-d:3", "7"))}, {}, {"d": False})[
-        n2
-    ].get("master-d") is None  # ambiguous: no score rather than a guess
+    ambiguous = placement_attributes(
+        config, {n2: (("master-d:1", "5"), ("master-d:3", "7"))}, {}, {"d": False}
+    )
+    assert "master-d" not in ambiguous[n2]  # no score rather than a guess
