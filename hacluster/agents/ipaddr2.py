@@ -121,7 +121,10 @@ def _packet_socket(nic: str, netns: str | None, protocol: int = ETH_P_ARP) -> so
     """
 
     def make() -> socket.socket:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+        # Made for no protocol and given one by ``bind``: a socket made for a protocol is
+        # hooked on every interface at once, and binding it then unhooks it, which waits for
+        # an RCU grace period (synchronize_net, 8-16 ms measured) on the takeover path.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             sock.bind((nic, protocol))
         except BaseException:
@@ -184,12 +187,17 @@ def send_garp(
     assert interval_ms >= 0, interval_ms
     if count == 0:
         return 0
-    with contextlib.closing(_packet_socket(nic, netns)) as sock:
+    sock = _packet_socket(nic, netns)
+    try:
         mac = sock.getsockname()[4]
         if len(mac) != 6:
             raise OSError(errno.EINVAL, f"{nic} has no Ethernet address; cannot send ARP")
         frame = garp_frame(mac, ip, reply=reply)
         return _spaced(count, interval_ms, stop, lambda: sock.send(frame))
+    finally:
+        # Closing a packet socket waits for an RCU grace period too (about 16 ms): a thread
+        # does it, so that a start returns, and the takeover goes on, once the frames are out.
+        threading.Thread(target=sock.close, name="garp-close", daemon=True).start()
 
 
 def _spaced(count: int, interval_ms: int, stop: threading.Event | None, send: Callable[[], object]) -> int:

@@ -352,7 +352,9 @@ class ResourceManager:
         return out
 
     def on_agent_finished(self, result: AgentFinished, now_ms: int) -> list[RmEffect]:
-        self._dirty = True
+        dirty, self._dirty = self._dirty, True
+        resource = self.local.get(result.resource)
+        before = None if resource is None else resource.report()
         outcome = self.local.finish(result, self.config, now_ms)
         if outcome is None:
             return [Notice("AGENT_RESULT_IGNORED", Level.DEBUG, f"stale result for {result.resource}")]
@@ -361,6 +363,10 @@ class ResourceManager:
         if outcome.failed:
             level = Level.ERROR if outcome.state is LocalState.BLOCKED else Level.WARNING
         is_routine = result.action == "monitor" and result.interval_ms > 0 and not outcome.failed
+        if is_routine and resource is not None and resource.report() == before:
+            # A recurring monitor that found what we knew changes nothing a plan is made from
+            # (the view takes state, fail count and bans from these reports): no new plan.
+            self._dirty = dirty
         if not is_routine:
             out.append(
                 Notice(

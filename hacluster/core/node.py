@@ -64,28 +64,35 @@ class NodeCore:
         self._stopping = False
         self._last_now_ms = now_ms
         self._deadtime_ms = membership.deadtime_ms
+        self._rm_deadline_ms: int | None = None
+        """The resource manager's next deadline as last asked, until the next input."""
 
     @property
     def stopped(self) -> bool:
         return self.membership.stopped
 
     def start(self, now_ms: int) -> list[Effect]:
+        self._rm_deadline_ms = None
         return self._route(list(self.membership.start(now_ms)), now_ms) + self._route(
             self.rm.step(now_ms), now_ms
         )
 
     def handle(self, inp: NodeInput, now_ms: int) -> list[Effect]:
+        rm_deadline_ms, self._rm_deadline_ms = self._rm_deadline_ms, None
         gap = now_ms - self._last_now_ms
         self._last_now_ms = now_ms
         out: list[Effect] = []
         if gap > self._deadtime_ms and self.membership.comm_up and not self._stopping:
+            rm_deadline_ms = None
             out += self._route(self.rm.on_resumed(gap, now_ms), now_ms)
-        return out + self._handle(inp, now_ms)
+        return out + self._handle(inp, now_ms, rm_deadline_ms)
 
     def next_deadline_ms(self) -> int:
-        return min(self.membership.next_deadline_ms(), self.rm.next_deadline_ms())
+        if self._rm_deadline_ms is None:
+            self._rm_deadline_ms = self.rm.next_deadline_ms()
+        return min(self.membership.next_deadline_ms(), self._rm_deadline_ms)
 
-    def _handle(self, inp: NodeInput, now_ms: int) -> list[Effect]:
+    def _handle(self, inp: NodeInput, now_ms: int, rm_deadline_ms: int | None) -> list[Effect]:
         rm = self.rm
         match inp:
             case AgentFinished():
@@ -114,8 +121,14 @@ class NodeCore:
                 out = self._route(self.membership.handle(inp, now_ms), now_ms)
                 return out + self._finish_stop(now_ms)
             case Tick():
+                if rm_deadline_ms is None:
+                    rm_deadline_ms = rm.next_deadline_ms()
                 out = self._route(self.membership.handle(inp, now_ms), now_ms)
-                out += self._route(rm.step(now_ms), now_ms)
+                # A tick is mostly membership's (a heartbeat to send): the resource manager
+                # steps by itself on every input that changes it, so on a tick it only has
+                # work once its own deadline has come (``ResourceManager.next_deadline_ms``).
+                if now_ms >= rm_deadline_ms:
+                    out += self._route(rm.step(now_ms), now_ms)
                 return out + self._finish_stop(now_ms)
             case _:
                 assert_never(inp)

@@ -284,8 +284,12 @@ class Daemon:
         assert core is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
+        # The core changes only here (every input, operator requests included, comes through
+        # the queue), so its next deadline is asked once after each batch of inputs or tick,
+        # not at every turn of the loop: the resource manager's answer walks every resource.
+        deadline_ms = core.next_deadline_ms()
         while not core.stopped:
-            wait_ms = core.next_deadline_ms() - now_ms()
+            wait_ms = deadline_ms - now_ms()
             if wait_ms <= 0:
                 # Inputs already queued (packets the kernel held while we were paused or
                 # busy) go first, so a late timer never declares a peer dead whose packets
@@ -294,7 +298,8 @@ class Daemon:
                     self._dispatch(queue.popleft())
                 tick_ms = now_ms()
                 self._execute(core.handle(Tick(), tick_ms))
-                if core.next_deadline_ms() <= tick_ms:
+                deadline_ms = core.next_deadline_ms()
+                if deadline_ms <= tick_ms:
                     # A tick that leaves a deadline at or before its own time is a core bug;
                     # never let it become a busy loop that stops the links and the API being
                     # read.  (A deadline that fell due while the tick ran is just the next one.)
@@ -315,7 +320,15 @@ class Daemon:
                     timer.cancel()
                     self._waiter = None
                 continue
-            self._dispatch(queue.popleft())
+            # Every input that is ready (all the datagrams one wakeup of the links read, an
+            # agent's result) in one batch; a deadline that falls due meanwhile is served
+            # right after it, as before the batch, since the batch is bounded.  Nothing is
+            # fed to a core that has stopped.
+            for _ in range(min(len(queue), DRAIN_BEFORE_TICK_MAX)):
+                self._dispatch(queue.popleft())
+                if core.stopped:
+                    break
+            deadline_ms = core.next_deadline_ms()
 
     def _dispatch(self, item: QueueItem) -> None:
         assert self.core is not None

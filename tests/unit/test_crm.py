@@ -493,3 +493,32 @@ def test_a_peer_configuration_with_suicide_is_rejected_and_nothing_changes() -> 
     out = rm.on_message(MessageDelivered(N1, CONFIG_MSG, encode(ConfigMessage(bad)).pairs), cluster.now)
     assert rm.config.epoch == 1
     assert [e.code for e in out if isinstance(e, Notice)] == ["CONFIG_REJECTED"]
+
+
+def _due_monitor(cluster: Cluster, node: NodeName) -> RunAgent:
+    cluster.now += 1000
+    effects = cluster.rms[node].step(cluster.now)
+    monitors = [e for e in effects if isinstance(e, RunAgent) and e.action == "monitor"]
+    assert len(monitors) == 1, effects
+    return monitors[0]
+
+
+@pytest.mark.parametrize(("rc", "replans"), [(0, False), (7, True)])
+def test_only_a_monitor_that_changes_what_we_knew_makes_the_dc_plan_again(rc: int, replans: bool) -> None:
+    cluster = started(TWO + "property stonith-enabled=false\n")
+    dc = cluster.rms[N1]  # the lowest name; a plan is made only there
+    monitor = _due_monitor(cluster, N1) if "vip" in cluster.running[N1] else None
+    holder = N1 if monitor is not None else N2
+    monitor = monitor or _due_monitor(cluster, N2)
+    plans: list[int] = []
+    compute = dc._compute_plan
+
+    def counted(*args: object) -> None:
+        plans.append(1)
+        compute(*args)  # type: ignore[arg-type]
+
+    dc._compute_plan = counted  # type: ignore[method-assign,assignment]
+    result = AgentFinished(monitor.call_id, "vip", "monitor", monitor.interval_ms, rc)
+    cluster.feed(holder, cluster.rms[holder].on_agent_finished(result, cluster.now + 1))
+    cluster.settle()
+    assert bool(plans) is replans

@@ -9,6 +9,7 @@ import pytest
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core.codec import KeyRing
 from hacluster.core.crm import RmSettings
+from hacluster.core.effects import Tick
 from hacluster.core.ids import LinkName, NodeName
 from hacluster.core.node import NodeCore
 from hacluster.core.settings import LinkKind, LinkSpec, MembershipSettings
@@ -81,3 +82,21 @@ def test_every_clone_instance_is_its_own_entry_with_its_clone_and_role() -> None
     assert "role" not in by_id["d:1"]
     assert by_id["db:0"]["clone"] == "db-clone"
     assert by_id["db:0"]["role"] is None  # runs nowhere yet
+
+
+def test_a_tick_steps_the_resource_manager_only_once_its_deadline_has_come() -> None:
+    core = view_of("primitive d ocf:hacluster:Dummy op monitor interval=1s\n")._core
+    steps: list[int] = []
+    step = core.rm.step
+
+    def counted(now_ms: int) -> list[object]:
+        steps.append(now_ms)
+        return step(now_ms)  # type: ignore[return-value]
+
+    core.rm.step = counted  # type: ignore[method-assign,assignment]
+    due = core.rm.next_deadline_ms()
+    core.next_deadline_ms()
+    core.handle(Tick(), due - 1)
+    assert steps == []
+    core.handle(Tick(), due)
+    assert steps == [due]
