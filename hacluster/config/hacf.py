@@ -81,7 +81,6 @@ _ACCEPTED_NOT_ACTED: Final[dict[str, str]] = {
     "coredumps": "core dumps follow the system settings",
     "coreroot": "core dumps follow the system settings",
     "memreserve": "hacluster does not pre-allocate memory",
-    "watchdog": "hacluster does not drive a watchdog device from ha.cf",
     "log_badpack": "bad packets are always counted and logged at a limited rate",
     "syslogmsgfmt": "the syslog format is fixed",
     "use_apphbd": "hacluster does not use apphbd",
@@ -768,6 +767,18 @@ class _HaCfParser:
             )
         self.alerts.append(alert)
 
+    def on_watchdog(self, line: Line) -> None:
+        """``watchdog /dev/watchdog``: the daemon opens the device and pets it (shell/watchdog.py)."""
+        value = self._single(line, "a device path, e.g. /dev/watchdog")
+        if value is None:
+            return
+        if not value.startswith("/"):
+            self.problems.append(
+                line.problem(f"{value} is not a device path; write e.g. watchdog /dev/watchdog")
+            )
+            return
+        self.values["watchdog"] = value
+
     def on_accepted(self, line: Line) -> None:
         reason = _ACCEPTED_NOT_ACTED[line.directive]
         self.warnings.append(line.problem(f"accepted for Heartbeat compatibility but ignored: {reason}"))
@@ -776,6 +787,7 @@ class _HaCfParser:
 
     def finish(self) -> HaCfResult:
         self._check_timing()
+        self._check_watchdog()
         self._check_nodes()
         if not self.media_lines:
             self.problems.append(
@@ -931,6 +943,39 @@ class _HaCfParser:
             deadping_ms=deadping_ms,
         )
 
+    def _check_watchdog(self) -> None:
+        """``watchdog_timeout`` (ours): how long the device waits for a pet before it resets the node.
+
+        Heartbeat sets the device to deadtime + 10 ms rounded up to whole seconds, so that is
+        the default.  The kernel takes whole seconds (WDIOC_SETTIMEOUT), so the value must be
+        one; and at least 1 s, since the daemon pets every min(keepalive, timeout / 3) and a
+        shorter timeout leaves no room for one late pet.
+        """
+        timeout = self.times.get("watchdog_timeout")
+        if "watchdog" not in self.values:
+            if timeout is not None:
+                self.problems.append(
+                    timeout[1].problem(
+                        "has no effect without a watchdog line; add watchdog /dev/watchdog or remove it"
+                    )
+                )
+            return
+        if timeout is None:
+            deadtime_ms = int(self.values["deadtime_ms"])  # type: ignore[call-overload]
+            self.values["watchdog_timeout_ms"] = -(-(deadtime_ms + 10) // 1000) * 1000
+            return
+        ms, line = timeout
+        if ms % 1000 or ms < 1000:
+            seconds = max(1, -(-ms // 1000))
+            self.problems.append(
+                line.problem(
+                    f"must be a whole number of seconds, at least 1 (the kernel sets watchdog timeouts in "
+                    f"seconds); write watchdog_timeout {seconds}"
+                )
+            )
+            return
+        self.values["watchdog_timeout_ms"] = ms
+
     def _check_warntime(
         self, warntime: Line, warntime_ms: int, deadtime_ms: int, keepalive_ms: int, keepalive_text: str
     ) -> None:
@@ -1049,6 +1094,8 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "metrics_listen": _HaCfParser.on_metrics_listen,
     "alert": _HaCfParser.on_alert,
     "api_readonly_group": _HaCfParser.on_api_readonly_group,
+    "watchdog": _HaCfParser.on_watchdog,
+    "watchdog_timeout": _HaCfParser.on_time,
     **dict.fromkeys(_ACCEPTED_NOT_ACTED, _HaCfParser.on_accepted),
 }
 

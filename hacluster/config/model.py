@@ -118,6 +118,10 @@ class LoadedConfig(BaseModel):
     cib_file: Path | None = None
     """hacluster's ``cib_file``: where that CIB is; None: where Heartbeat v2 or Pacemaker keep it."""
     api_readonly_group: str | None = None
+    watchdog: str | None = None
+    """The watchdog device the daemon opens and pets (``watchdog /dev/watchdog``); None: none."""
+    watchdog_timeout_ms: int | None = Field(default=None, ge=1000)
+    """The timeout set on it (``watchdog_timeout``; default deadtime + 10 ms rounded up to seconds)."""
     """Group whose members may only read the API (status, history, explain); None: no such group."""
     raw: dict[str, str] = {}
     """Each directive's value as written, for ``hbparameter``-style queries."""

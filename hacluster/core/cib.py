@@ -135,6 +135,16 @@ _NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 Pairs = tuple[tuple[str, str], ...]
 T = TypeVar("T")
 
+
+def _last_value(pairs: Pairs, name: str) -> str | None:
+    """``dict(pairs).get(name)`` without building the dict: the last pair named ``name`` wins."""
+    found = None
+    for key, value in pairs:
+        if key == name:
+            found = value
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # Value syntax: scores, times, booleans
 
@@ -614,22 +624,28 @@ class ClusterConfig:
     def meta_of(self, rsc_id: str, name: str, default: str | None = None) -> str | None:
         """A meta attribute: the resource's, then its group's, then its clone's, then
         ``rsc_defaults``, then defaults.  An instance id (``db:1``) reads its primitive's."""
+        # Read in the order of precedence and stop at the first hit: this runs for every
+        # resource on every step, so it builds no list or dict (a later duplicate key wins,
+        # as ``dict(pairs)`` would have it).
         rsc_id = base_id(rsc_id)
-        chain: list[Pairs] = []
         for primitive in self.primitives:
             if primitive.id == rsc_id:
-                chain.append(primitive.meta)
+                value = _last_value(primitive.meta, name)
+                if value is not None:
+                    return value
         for group in self.groups:
             if group.id == rsc_id or rsc_id in group.members:
-                chain.append(group.meta)
+                value = _last_value(group.meta, name)
+                if value is not None:
+                    return value
         clone = self.clone_of(rsc_id)
         if clone is not None:
-            chain.append(clone.meta)
-        chain.append(self.rsc_defaults)
-        for pairs in chain:
-            value = dict(pairs).get(name)
+            value = _last_value(clone.meta, name)
             if value is not None:
                 return value
+        value = _last_value(self.rsc_defaults, name)
+        if value is not None:
+            return value
         if default is not None:
             return default
         if name == "resource-stickiness" and clone is not None:
@@ -1247,6 +1263,7 @@ _PROPERTY_CHECKS: Final[dict[str, tuple[Callable[[str], object], str]]] = {
             "priority-fencing-delay",
             "cluster-delay",
             "election-timeout",
+            "stonith-watchdog-timeout",
         )
     },
     **{

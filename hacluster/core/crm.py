@@ -80,6 +80,13 @@ from hacluster.core.rm_messages import (
     encode_plan,
 )
 from hacluster.core.snapshot import ClusterSnapshot, Failure, has_quorum
+from hacluster.core.watchdog import (
+    WATCHDOG_PROPERTY,
+    configured_timeout_ms,
+    watchdog_fencing_ms,
+    watchdog_quorum,
+    watchdog_refusal,
+)
 
 CONFIG_RESEND_MS: Final = 1000
 RETRY_MS: Final = 100
@@ -97,6 +104,8 @@ class RmSettings:
     """``priority-fencing-delay`` when the property is not set: how long a node that runs no
     resource waits before fencing, so that in a split the node running them shoots first."""
     shutdown_timeout_ms: int = 120_000
+    watchdog_ms: int = 0
+    """The timeout of the watchdog this node's daemon pets (0: none), announced in reports."""
     generation: int = 0
     """This incarnation's generation (``NodeCore`` copies membership's): with a counter it
     orders our reports and plans, so a late retransmission never overrides a newer one."""
@@ -137,6 +146,8 @@ class ResourceManager:
         self._last_step_ms: int | None = None
         self._hold_until_ms: int | None = None
         """After this node was frozen past deadtime: start nothing before this time."""
+        self._lost_quorum_running: tuple[str, ...] = ()
+        """Self-fencing: what ran here when this partition lost quorum (kept: the node resets)."""
         self._adopt(config, settings.node, now_ms, announce=False)
 
     # --- queries ----------------------------------------------------------------------
@@ -203,7 +214,16 @@ class ResourceManager:
         return counts
 
     def has_quorum(self) -> bool:
+        if configured_timeout_ms(self.config) > 0:
+            # Self-fencing needs one side of every split to stand down, two nodes too.
+            return watchdog_quorum(self._s.nodes, self._members | {self._s.node})
         return has_quorum(len(self._s.nodes), len(self._members))
+
+    def watchdogs(self) -> dict[NodeName, int]:
+        """Node → the watchdog timeout it announced (this node's own included)."""
+        out = {node: report.watchdog_ms for node, report in self._reports.items()}
+        out[self._s.node] = self._s.watchdog_ms
+        return out
 
     def devices(self) -> tuple[FenceDeviceSpec, ...]:
         return devices_from_config(self.config, self._s.extra_devices)
@@ -255,6 +275,8 @@ class ResourceManager:
             plan=self._plan,
             extra_fence_devices=self._s.extra_devices,
             node=self._s.node,
+            watchdogs=self.watchdogs(),
+            lost_quorum_running=self._lost_quorum_running,
         )
 
     def warnings(self) -> list[str]:
@@ -265,9 +287,20 @@ class ResourceManager:
                 "both sides may run the same resources at once"
             )
         elif self._config_ids() and not self.fencing_configured():
+            view = self._view()
+            refusal = watchdog_refusal(view)
+            if configured_timeout_ms(self.config) > 0 and refusal is not None:
+                out.append(f"{WATCHDOG_PROPERTY} is set but self-fencing is refused: {refusal}")
+            if not watchdog_fencing_ms(view):
+                out.append(
+                    "stonith-enabled=true but no fencing device is configured: resources will not start; "
+                    f"configure a stonith device, set {WATCHDOG_PROPERTY} with a watchdog on every node, "
+                    "or set property stonith-enabled=false"
+                )
+        if configured_timeout_ms(self.config) > 0 and not self._s.watchdog_ms:
             out.append(
-                "stonith-enabled=true but no fencing device is configured: resources will not start; "
-                "configure a stonith device or set property stonith-enabled=false"
+                f"{WATCHDOG_PROPERTY} is set but this node pets no watchdog: add watchdog /dev/watchdog "
+                "to ha.cf and restart"
             )
         if self.config.is_maintenance_mode():
             out.append("maintenance-mode is on: resources are neither started, stopped nor monitored")
@@ -471,6 +504,14 @@ class ResourceManager:
         self._adopt_known_down(out)
         ignores_quorum = self.config.no_quorum_policy() == "ignore"
         out += self.fencing.on_quorum(self.has_quorum(), ignores_quorum=ignores_quorum)
+        if not self._lost_quorum_running and not self.has_quorum() and configured_timeout_ms(self.config) > 0:
+            # Noted before this step stops anything: a quick stop must not hide it from the
+            # watchdog verdict, which peers count on (core/watchdog.py).
+            self._lost_quorum_running = tuple(self.local.active())
+        fenced = self.fencing.fenced
+        out += self.fencing.tick(self.devices(), self._members | {self._s.node}, now_ms)
+        if self.fencing.fenced != fenced:
+            self._dirty = True  # a self-fencing wait ended: plan with it at once
         self._elect(out)
         view = self._view()
         if self._dc == self._s.node and (
@@ -482,7 +523,7 @@ class ResourceManager:
             out += self.fencing.request_as_dc(view, self._fencing_delay_ms(view, now_ms), now_ms)
         elif self.fencing.suspects and self._dc != self._s.node:
             out += self.fencing.fence_suspects(view, self._fencing_delay_ms(view, now_ms), now_ms)
-        out += self.fencing.attempts.tick(self.devices(), now_ms)
+        out += self.fencing.tick(self.devices(), view.members, now_ms)
         self._reconcile(view, now_ms, out)
         self._report(now_ms, out)
         self._check_shutdown(now_ms, out)
@@ -609,7 +650,18 @@ class ResourceManager:
         self._next_refresh_ms = now_ms + self._s.refresh_ms
         self._report_seq += 1
         order = (self._s.generation, self._report_seq)
-        out.append(encode(StateReport(order, epoch, digest, probed, self._leaving, resources, down, lost)))
+        report = StateReport(
+            order,
+            epoch,
+            digest,
+            probed,
+            self._leaving,
+            resources,
+            down,
+            lost,
+            watchdog_ms=self._s.watchdog_ms,
+        )
+        out.append(encode(report))
         if self._dc == self._s.node and self._sent_plan:
             self._broadcast_plan(out)
 
@@ -724,7 +776,7 @@ class ResourceManager:
 
 def _content(report: StateReport) -> tuple[object, ...]:
     """What the DC plans from in a report (its order aside)."""
-    return (report.epoch, report.digest, report.probed, report.leaving, report.resources)
+    return (report.epoch, report.digest, report.probed, report.leaving, report.resources, report.watchdog_ms)
 
 
 def _describe(plan: Plan, previous: Mapping[str, NodeName | None] | None) -> str:

@@ -32,6 +32,7 @@ from hacluster.core.placement import Placement, PlacementInput, place
 from hacluster.core.plan import Plan, Reason, ReasonCode, Role
 from hacluster.core.snapshot import ClusterSnapshot
 from hacluster.core.transition import make_plan
+from hacluster.core.watchdog import watchdog_fencing_ms
 
 
 def plan_for(view: ClusterSnapshot) -> Plan:
@@ -66,7 +67,7 @@ def placement_and_plan(view: ClusterSnapshot) -> tuple[Placement, Plan]:
     awaiting = view.awaiting_fence()
     if awaiting:
         plan = _hold_starts(plan, view.observed, awaiting, view.roles)
-    if view.config.is_stonith_enabled() and not view.devices():
+    if view.config.is_stonith_enabled() and not view.devices() and not watchdog_fencing_ms(view):
         reason = Reason(
             ReasonCode.NO_FENCE_DEVICE, "stonith-enabled=true but no fencing device is configured"
         )

@@ -30,6 +30,10 @@ resources starts elsewhere.
   it dead is already fencing it, and must not be shot by it.
 - **Never the victim itself**: the executor is a member other than the target; the DC that
   must be fenced itself asks another member (``FenceRequest``).
+- **Self-fencing** (``core/watchdog.py``): with no device able to fence the target but
+  ``stonith-watchdog-timeout`` in force, the attempt waits that long from the request and
+  for the target to be silent (not a member), then counts it as fenced by its own watchdog
+  (device ``watchdog``).
 - **Failure** of every level leaves the target unfenced: its resources stay where they are
   (blocked), the attempt is retried with a growing pause, and status says why.  Only a
   confirmed fence (``Fenced`` from the executor) or the operator's ``fence-confirm``
@@ -52,6 +56,7 @@ from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
 from hacluster.core.rm_messages import Fenced, FenceRequest, encode
 from hacluster.core.snapshot import ClusterSnapshot
+from hacluster.core.watchdog import WATCHDOG_DEVICE, watchdog_fencing_ms
 
 __all__ = [
     "FenceDeviceSpec",
@@ -101,6 +106,8 @@ class _Attempt:
     failures: int = 0
     last_error: str = ""
     started: bool = False
+    watchdog_due_ms: int | None = None
+    """Self-fencing: from then on, once silent, the target counts as reset by its watchdog."""
 
 
 class FencingManager:
@@ -123,7 +130,11 @@ class FencingManager:
         """Targets still waiting for a confirmed fence, with the state of the attempt."""
         out = {}
         for target, attempt in self._attempts.items():
-            if not attempt.levels:
+            if attempt.watchdog_due_ms is not None:
+                out[target] = (
+                    f"waiting for {target}'s watchdog to reset it (stonith-watchdog-timeout, {attempt.reason})"
+                )
+            elif not attempt.levels:
                 out[target] = f"no fence device can fence {target} ({attempt.reason})"
             elif attempt.last_error:
                 out[target] = (
@@ -145,6 +156,7 @@ class FencingManager:
 
     def next_deadline_ms(self) -> int | None:
         times = [a.not_before_ms for a in self._attempts.values() if not a.pending and a.levels]
+        times += [a.watchdog_due_ms for a in self._attempts.values() if a.watchdog_due_ms is not None]
         times += [
             self._reply_due[rid]
             for a in self._attempts.values()
@@ -163,8 +175,10 @@ class FencingManager:
         devices: tuple[FenceDeviceSpec, ...],
         delay_ms: int,
         now_ms: int,
+        watchdog_ms: int = 0,
     ) -> list[FencingEffect]:
-        """Start fencing ``target`` unless it is already fenced or being fenced."""
+        """Start fencing ``target`` unless it is already fenced or being fenced; ``watchdog_ms``:
+        self-fencing's ``stonith-watchdog-timeout``, used when no device can fence it."""
         assert target != self._node, "a node never fences itself through a device"
         if target in self._fenced or target in self._attempts:
             return []
@@ -177,6 +191,13 @@ class FencingManager:
             not_before_ms=now_ms + delay_ms,
         )
         self._attempts[target] = attempt
+        if not levels and watchdog_ms > 0:
+            attempt.watchdog_due_ms = now_ms + watchdog_ms
+            text = (
+                f"{target} will count as fenced by its own watchdog ({reason}) once it is silent and "
+                f"{watchdog_ms} ms (stonith-watchdog-timeout) have passed"
+            )
+            return [Notice("FENCING_REQUESTED", Level.WARNING, text, (("target", target),))]
         if not levels:
             return [
                 Notice(
@@ -211,8 +232,15 @@ class FencingManager:
         self._fenced.discard(target)
         self._attempts.pop(target, None)
 
-    def tick(self, devices: tuple[FenceDeviceSpec, ...], now_ms: int) -> list[FencingEffect]:
+    def tick(
+        self, devices: tuple[FenceDeviceSpec, ...], now_ms: int, members: frozenset[NodeName] | None = None
+    ) -> list[FencingEffect]:
+        """``members``: who is heard from now; a self-fencing target among them is not done."""
         out: list[FencingEffect] = []
+        for attempt in list(self._attempts.values()):
+            due = attempt.watchdog_due_ms
+            if due is not None and now_ms >= due and members is not None and attempt.target not in members:
+                out += self._succeeded(attempt, WATCHDOG_DEVICE, now_ms)
         by_id = {d.id: d for d in devices}
         for attempt in list(self._attempts.values()):
             for rid, device_id in list(attempt.pending.items()):
@@ -329,11 +357,16 @@ class FencingManager:
         del self._attempts[attempt.target]
         self._fenced.add(attempt.target)
         ms = now_ms - attempt.start_ms
+        if attempt.watchdog_due_ms is not None:
+            self._history.append(
+                FenceEvent(attempt.target, self._node, device, "reboot", "ok", ms, attempt.reason, now_ms)
+            )
+        used = ", ".join(attempt.levels[attempt.level]) if attempt.levels else "its own watchdog"
         return [
             Notice(
                 "NODE_FENCED",
                 Level.WARNING,
-                f"{attempt.target} fenced with {', '.join(attempt.levels[attempt.level])} in {ms} ms "
+                f"{attempt.target} fenced with {used} in {ms} ms "
                 f"({attempt.reason}); its resources may start elsewhere",
                 (("target", attempt.target), ("device", device), ("ms", ms)),
             )
@@ -557,7 +590,19 @@ class Fencing:
                 if executors:
                     out.append(encode(FenceRequest(target, executors[0], reason)))
                 continue
-            out += self.attempts.request(target, reason, view.config, devices, delay_ms, now_ms)
+            out += self.attempts.request(
+                target, reason, view.config, devices, delay_ms, now_ms, watchdog_fencing_ms(view)
+            )
+        return out
+
+    def tick(
+        self, devices: tuple[FenceDeviceSpec, ...], members: frozenset[NodeName], now_ms: int
+    ) -> list[FencingEffect]:
+        """Attempts due now; a target its own watchdog fenced is released like any other."""
+        before = self.attempts.fenced
+        out = self.attempts.tick(devices, now_ms, members)
+        for target in sorted(self.attempts.fenced - before):
+            out += self._released(target, WATCHDOG_DEVICE)
         return out
 
     def fence_suspects(self, view: ClusterSnapshot, delay_ms: int, now_ms: int) -> list[FencingEffect]:
@@ -574,7 +619,9 @@ class Fencing:
             if target in self.attempts.fenced or target in self.attempts.pending():
                 continue
             reason = "it came back with the same generation after being declared dead"
-            out += self.attempts.request(target, reason, view.config, devices, delay_ms, now_ms)
+            out += self.attempts.request(
+                target, reason, view.config, devices, delay_ms, now_ms, watchdog_fencing_ms(view)
+            )
         return out
 
     def on_finished(

@@ -10,7 +10,8 @@ one place that knows those fields:
 ``hac_state``      ``StateReport``: this node's local state of every resource (``r``: JSON),
                    whether it has probed everything (``pr``), whether it is leaving (``lv``),
                    its configuration version (``ep``, ``dg``) and order (``sq``), the nodes
-                   it knows are down (``dn``) and saw vanish uncleanly (``ls``), comma-separated
+                   it knows are down (``dn``) and saw vanish uncleanly (``ls``), comma-separated,
+                   and the timeout of the watchdog it pets (``wd``, ms; absent or 0: none)
 ``hac_plan``       ``PlanMessage``: the DC's plan for configuration epoch ``ep``
 ``hac_cfg``        ``ConfigMessage``: a whole configuration (``cfg``: canonical JSON)
 ``hac_cleanup``    ``CleanupMessage``: forget failures of ``rsc`` on ``node`` (empty: all)
@@ -88,6 +89,8 @@ class StateReport:
     """Nodes the sender saw stop cleanly or be fenced, and has not heard from since."""
     lost: frozenset[NodeName] = frozenset()
     """Nodes the sender saw vanish without a goodbye, not fenced yet."""
+    watchdog_ms: int = 0
+    """The timeout of the watchdog this node pets (0: none); self-fencing needs one everywhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,8 @@ def encode(message: RmMessage) -> Broadcast:
                 ("ls", ",".join(sorted(message.lost))),
                 ("r", encode_resources(message.resources)),
             )
+            if message.watchdog_ms:
+                pairs += (("wd", str(message.watchdog_ms)),)
             return Broadcast(STATE_MSG, pairs)
         case PlanMessage():
             pairs = (
@@ -230,6 +235,7 @@ def decode(delivered: MessageDelivered) -> RmMessage | None:
                 resources=_resources(fields, fields.json("r")),
                 down=fields.node_set("dn"),
                 lost=fields.node_set("ls"),
+                watchdog_ms=fields.integer("wd", minimum=0, absent=0),
             )
         case "hac_plan":
             return PlanMessage(
@@ -288,7 +294,10 @@ class _Fields:
         value = self.raw(name)
         return _text(self, name, value, empty=empty, maximum=maximum)
 
-    def integer(self, name: str, *, minimum: int) -> int:
+    def integer(self, name: str, *, minimum: int, absent: int | None = None) -> int:
+        """``absent``: the value of a field older versions do not send (None: it is required)."""
+        if absent is not None and name not in self._fields:
+            return absent
         return _integer(self, name, self.raw(name), minimum)
 
     def flag(self, name: str) -> bool:

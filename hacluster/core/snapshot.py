@@ -86,6 +86,10 @@ class ClusterSnapshot:
     node_attributes: Mapping[NodeName, Mapping[str, str]] | None = None
     """Node → attributes for rules and promotion scores (permanent merged with transient,
     ``core.attributes``); None: the configuration's permanent ones."""
+    watchdogs: Mapping[NodeName, int] = field(default_factory=dict)
+    """Node → the watchdog timeout it announced in its reports (ms; 0 or absent: no watchdog)."""
+    lost_quorum_running: tuple[str, ...] = ()
+    """Self-fencing: what ran on this node when its partition lost quorum (empty: nothing, or never)."""
 
     # --- derived facts, each the one definition of its rule ----------------------------------
 

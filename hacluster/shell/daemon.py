@@ -84,6 +84,7 @@ from hacluster.shell.links.ping import PingLink
 from hacluster.shell.status import status_document
 from hacluster.shell.supervisor import Supervisor, agent_failed, fence_failed
 from hacluster.shell.view import CoreView
+from hacluster.shell.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from hacluster.shell.metrics import MetricsServer
@@ -219,6 +220,9 @@ class Daemon:
         self._metrics: MetricsServer | None = None
         self.key_rotation = KeyRotation(self)
         """``hacrm cluster rotate-key``, and this node's part when another node runs it."""
+        self.watchdog: Watchdog | None = None
+        """ha.cf ``watchdog``: petted from the driver loop (``shell/watchdog.py``)."""
+        self._clean_stop = False
 
     async def run(self) -> int:
         """Run until a graceful stop completes; returns the exit status."""
@@ -234,12 +238,19 @@ class Daemon:
         settings = dataclasses.replace(settings, session_id=os.urandom(16))
         cluster_config = cibstore.initial_config(state_dir, self.resources)
         warm_agent_imports(cluster_config)
+        if config.watchdog:
+            # Armed before anything else: from here on a hung daemon resets the machine.
+            self.watchdog = Watchdog(
+                config.watchdog, config.watchdog_timeout_ms or 60_000, config.keepalive_ms
+            )
+            self.watchdog.open(now_ms())
         rm_settings = RmSettings(
             node=self.node,
             nodes=tuple(NodeName(n) for n in config.nodes),
             refresh_ms=max(200, min(2000, 10 * config.keepalive_ms)),
             extra_devices=hacf_fence_devices(config),
             fencing_delay_ms=config.keepalive_ms + 100,
+            watchdog_ms=self.watchdog.timeout_ms if self.watchdog is not None else 0,
         )
         self.core = NodeCore(settings, rm_settings, cluster_config, random.Random(), now_ms())
         for warning in self._warnings:
@@ -272,6 +283,7 @@ class Daemon:
             self._execute(self.core.start(now_ms()))
             sdnotify.notify("READY=1")
             await self._drive()
+            self._clean_stop = self.view().left_clean()
         finally:
             sdnotify.notify("STOPPING=1")
             await self._close()
@@ -289,6 +301,9 @@ class Daemon:
         # not at every turn of the loop: the resource manager's answer walks every resource.
         deadline_ms = core.next_deadline_ms()
         while not core.stopped:
+            if self.watchdog is not None:
+                # Here, between inputs: a pet proves that this loop turns (module docstring).
+                self.watchdog.pet_if_due(now_ms(), partial(self.view().pet_verdict, now_ms()))
             wait_ms = deadline_ms - now_ms()
             if wait_ms <= 0:
                 # Inputs already queued (packets the kernel held while we were paused or
@@ -312,6 +327,9 @@ class Daemon:
                 # Sleep until an input arrives or the deadline passes.  A plain future and
                 # one timer handle: cheaper than asyncio.timeout, which cancels the task
                 # each time it expires, i.e. at every keepalive.
+                pet_ms = self.watchdog.next_pet_ms() if self.watchdog is not None else None
+                if pet_ms is not None:
+                    wait_ms = max(0, min(wait_ms, pet_ms - now_ms()))
                 waiter = self._waiter = loop.create_future()
                 timer = loop.call_later(wait_ms / 1000, _wake, waiter)
                 try:
@@ -543,6 +561,9 @@ class Daemon:
             logger.error("link open failed after reload error=%s", exc)
 
     async def _close(self) -> None:
+        if self.watchdog is not None:
+            # Disarmed only after a stop that left nothing running; otherwise it stays armed.
+            self.watchdog.close(disarm=self._clean_stop)
         await self.alerts.close()
         if self._metrics is not None:
             await self._metrics.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -163,4 +164,21 @@ def status_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
         },
         "warnings": daemon.warnings,
         "alerts": daemon.alerts.statistics(),
+        "watchdog": watchdog_document(daemon, at_ms),
     }
+
+
+def watchdog_document(daemon: Daemon, at_ms: int) -> dict[str, Any]:
+    """This node's watchdog (None fields when ha.cf has no watchdog line) and self-fencing."""
+    view = daemon.view()
+    fencing_ms, refusal = view.watchdog_fencing(at_ms)
+    doc: dict[str, Any] = {
+        "device": None,
+        "petting": False,
+        "self_fencing_ms": fencing_ms,
+        "self_fencing_refused": refusal if fencing_ms == 0 else None,
+        "nodes": {node: ms for node, ms in sorted(view.watchdogs().items())},
+    }
+    if daemon.watchdog is not None:
+        doc.update(asdict(daemon.watchdog.statistics()))
+    return doc

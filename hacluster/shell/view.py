@@ -26,6 +26,7 @@ from hacluster.core.lrm import LocalState, ResourceReport
 from hacluster.core.plan import Plan
 from hacluster.core.snapshot import ClusterSnapshot
 from hacluster.core.stats import GapSamples, MembershipStats
+from hacluster.core.watchdog import PetVerdict, pet_verdict, watchdog_fencing_ms, watchdog_refusal
 
 if TYPE_CHECKING:
     from hacluster.core.node import NodeCore
@@ -114,6 +115,23 @@ class CoreView:
 
     def fencing_pending(self) -> Mapping[NodeName, str]:
         return dict(self._core.rm.fencing_pending())
+
+    def pet_verdict(self, now_ms: int) -> PetVerdict:
+        """Whether this node keeps petting its watchdog (``core/watchdog.py``)."""
+        return pet_verdict(self._core.rm.snapshot(now_ms))
+
+    def watchdog_fencing(self, now_ms: int) -> tuple[int, str | None]:
+        """Self-fencing: (ms after which a silent node counts as fenced, 0: not used; why not)."""
+        view = self._core.rm.snapshot(now_ms)
+        return watchdog_fencing_ms(view), watchdog_refusal(view)
+
+    def watchdogs(self) -> dict[NodeName, int]:
+        """Node → the watchdog timeout it announced (ms; 0: none)."""
+        return self._core.rm.watchdogs()
+
+    def left_clean(self) -> bool:
+        """The stop finished with nothing of ours possibly running."""
+        return self._core.rm.left_clean
 
     # --- membership -----------------------------------------------------------------------------
 

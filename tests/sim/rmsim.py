@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-One virtual clock (integer ms, shared by every node: clock faults are the membership sim's
-business) and one event queue, a heap of ``(time, seq, kind, node, payload)``.  Every node
+One virtual clock (integer ms; with ``clocks=True`` each node reads its own offset, drifting
+clock) and one event queue, a heap of ``(time, seq, kind, node, payload)``.  Every node
 runs a real :class:`hacluster.core.node.NodeCore` (membership + resource manager); after
 each input its next ``Tick`` is scheduled at ``next_deadline_ms()``.
 
@@ -26,6 +26,20 @@ Faults on nodes:
   running unless the machine was powered off.  Operations in flight at a crash complete in
   the world at the crash (start: running; stop: gone) but are never reported.
 - ``stop_node(node)``: the operator's graceful stop (hand over, then ``shutdone``).
+- ``pause(node, ms)``: SIGSTOP; inputs wait and reach the daemon in order at resume (after
+  its due tick, as the shell's driver loop takes due deadlines first); agents and fence
+  requests already running go on.  ``disk_ms``: every configuration adopted is written to
+  the state dir in the driver loop, stalling the daemon likewise; a crash before the write
+  completes leaves the old configuration for the next boot.
+- ``step_clock(node, ms)``: with ``clocks=True`` every node has its own clock (a large
+  random offset and a drift, ``simclock.py``); a step jumps it forward.
+- ``partition(a, b, symmetric=False)`` cuts one direction; ``deafen(node)``: the node sends
+  but receives nothing.
+- ``hang_agent(node, rsc, action)``: those operations hang until the shell kills them at
+  their timeout (rc 1, timed out); the machine keeps what the operation left (a hung start
+  may be active, a hung stop did not stop).
+- ``fence_reply_late_ms``: the device powers the target off on time but reports success
+  late (perhaps after the core gave up waiting and retried).
 
 Fencing (for configurations with a ``stonith:`` device): a ``Fence`` effect is a power switch
 that works: after ``fence_ms`` the target machine is off (its resources with it, journalled as
@@ -34,7 +48,8 @@ target).
 
 Checkers run after every event:
 
-- *safety*: no resource is in the ``running`` set of two powered-on machines.  Partitions,
+- *safety*: no resource is in the ``running`` set of two powered-on machines (``strict``:
+  always; otherwise as follows).  Partitions,
   and unsupervised resources on a crashed daemon's machine, legitimately make two copies
   when ``stonith-enabled=false``; while such a *split* lasts, and for ``split_grace_ms``
   after it heals, two copies are tolerated; after that the check is strict again.
@@ -45,6 +60,8 @@ Checkers run after every event:
 - *orders* (``check_orders``, from the journal): for ``order Mandatory: A B`` a start of B
   completes only while A is started somewhere, and a stop of A (of a running A) completes
   only when B runs nowhere.
+- *handover* (``check_handover``, from the journal): no start on a node while the last
+  holder had neither stopped the resource cleanly nor been powered off.
 - *liveness* (``settle``): once faults stop, within a bound every live node sees the same
   DC, the DC has a plan, every planned resource runs on exactly its planned node and every
   unplanned one runs nowhere, and group members share a node.
@@ -59,6 +76,8 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from simclock import DRIFT_PPM_MAX, to_global, to_local
 
 from hacluster.config.resources_crm import parse_resources_crm
 from hacluster.core import codec
@@ -101,6 +120,10 @@ primitive db ocf:hacluster:Dummy op monitor interval=1s timeout=5s
 order app-before-db Mandatory: g db
 property stonith-enabled=false
 """
+
+
+_IN_FLIGHT = frozenset({"pkt", "agent", "input", "fence-reply", "persist"})
+"""Queued events that may still change the picture: the cluster is not at rest while any wait."""
 
 
 class SimFailure(AssertionError):
@@ -150,7 +173,20 @@ class SimNode:
     left: bool = False
     """Stopped gracefully (``Stopped`` effect seen)."""
     config: ClusterConfig | None = None
-    """The last configuration adopted (the shell persists it in the state dir)."""
+    """The last configuration adopted and written to the state dir (what a restart reads)."""
+    offset_ms: int = 0
+    """Clock offset plus every step injected since (simclock.py)."""
+    drift_ppm: int = 0
+    paused_until: int | None = None
+    """The daemon takes no input before this time (SIGSTOP, or a state-dir write on a slow disk)."""
+    hang: set[tuple[str, str]] = field(default_factory=set)
+    """(resource, action) whose operations hang until the shell kills them at the op timeout."""
+
+    def local_ms(self, global_ms: int) -> int:
+        return to_local(global_ms, self.offset_ms, self.drift_ppm)
+
+    def global_ms(self, local_ms: int) -> int:
+        return to_global(local_ms, self.offset_ms, self.drift_ppm)
 
 
 class RmSim:
@@ -170,7 +206,18 @@ class RmSim:
         start_spread_ms: int = 0,
         refresh_ms: int = 1000,
         fence_ms: int = 50,
+        clocks: bool = False,
+        strict: bool = False,
+        disk_ms: tuple[int, int] = (0, 0),
+        fence_reply_late_ms: tuple[int, int] = (0, 0),
+        critical_fails: bool = True,
     ) -> None:
+        """``clocks``: every node gets a random clock offset and drift.  ``strict``: never
+        tolerate two copies (fencing on: partitions and crashed daemons are no excuse).
+        ``disk_ms``: each state-dir write stalls the daemon that long.  ``fence_reply_late_ms``:
+        the device powers the target off after ``fence_ms`` but reports success this much
+        later.  ``critical_fails``: a CRITICAL notice fails the run (without faults that
+        keep a node out until fenced, none is expected)."""
         assert 1 <= nodes <= 9
         self.seed = seed
         self.rng = random.Random(seed)
@@ -184,6 +231,12 @@ class RmSim:
         self.agent_delay_ms = agent_delay_ms
         self.refresh_ms = refresh_ms
         self.fence_ms = fence_ms
+        self.strict = strict
+        self.critical_fails = critical_fails
+        self.disk_ms = disk_ms
+        self.fence_reply_late_ms = fence_reply_late_ms
+        self.faults: list[tuple[int, str]] = []
+        """(time, description) of every fault the clock, disk, agent and fence knobs injected."""
         self.fences: list[tuple[int, str, str]] = []
         """(time, executor, target) of every fence carried out."""
         self.split_grace_ms = split_grace_ms if split_grace_ms is not None else deadtime_ms + 3000
@@ -202,6 +255,9 @@ class RmSim:
         self.nodes: dict[str, SimNode] = {}
         for name in self.names:
             self.nodes[name] = SimNode(name, 1, None)
+            if clocks:
+                self.nodes[name].offset_ms = self.rng.randrange(10**6, 10**12)
+                self.nodes[name].drift_ppm = self.rng.randrange(-DRIFT_PPM_MAX, DRIFT_PPM_MAX + 1)
         for name in self.names:
             at = self.rng.randrange(0, start_spread_ms + 1) if start_spread_ms else 0
             self._push(at, "boot", name, None)
@@ -244,6 +300,7 @@ class RmSim:
         at-most-one check stays strict meanwhile."""
         sim = self.nodes[node]
         assert sim.core is not None, f"{node} is not running"
+        self.faults.append((self.now_ms, f"crash {node}{' (power off)' if power_off else ' (daemon only)'}"))
         sim.core = None
         for call_id, request in sorted(sim.world.in_flight.items()):
             if request.action == "start":
@@ -271,6 +328,7 @@ class RmSim:
         """Start ``node``'s daemon again (powering the machine on if it was off)."""
         sim = self.nodes[node]
         assert sim.core is None, f"{node} is running"
+        self.faults.append((self.now_ms, f"restart {node}"))
         sim.powered = True
         sim.left = False
         sim.generation += 1
@@ -284,6 +342,7 @@ class RmSim:
     def partition(self, side_a: Iterable[str], side_b: Iterable[str], *, symmetric: bool = True) -> None:
         """Cut every path from ``side_a`` to ``side_b`` (and back unless asymmetric)."""
         a, b = list(side_a), list(side_b)
+        self.faults.append((self.now_ms, f"cut {a} {'<->' if symmetric else '->'} {b}"))
         for x in a:
             for y in b:
                 self.cut.add((x, y))
@@ -292,6 +351,7 @@ class RmSim:
         self._split_since.setdefault("partition", self.now_ms)
 
     def heal(self) -> None:
+        self.faults.append((self.now_ms, "heal"))
         self.cut.clear()
         self._heal_split("partition")
 
@@ -299,11 +359,12 @@ class RmSim:
         core = self.core(node)
         if isinstance(config, str):
             config = parse_resources_crm(config, "sim.crm", epoch=core.rm.config.epoch + 1)
-        self._apply(node, core.handle(ProposeConfig(config), self.now_ms))
+        self._handle(node, ProposeConfig(config))
         return config
 
     def cleanup(self, node: str, rsc: str = "", on_node: str = "") -> None:
-        self._apply(node, self.core(node).handle(CleanupRequested(rsc, on_node), self.now_ms))
+        self.core(node)
+        self._handle(node, CleanupRequested(rsc, on_node))
 
     def fail_next_start(self, node: str, rsc: str, rc: int = 1) -> None:
         self.nodes[node].world.fail_start[rsc] = rc
@@ -324,6 +385,7 @@ class RmSim:
 
     def kill(self, node: str, rsc: str) -> None:
         """``rsc`` dies on ``node`` (its next monitor answers rc 7)."""
+        self.faults.append((self.now_ms, f"{rsc} dies on {node}"))
         if rsc in self.nodes[node].world.running:
             self.journal.append(JournalEntry(self.now_ms, node, rsc, "lost", 0, True))
         self.nodes[node].world.running.discard(rsc)
@@ -336,6 +398,35 @@ class RmSim:
 
     def heal_outside(self, node: str, rsc: str) -> None:
         self._heal_split(f"outside {node} {rsc}")
+
+    def deafen(self, node: str) -> None:
+        """``node`` still sends but hears nothing (a receive path broken one way)."""
+        self.partition([n for n in self.names if n != node], [node], symmetric=False)
+
+    def pause(self, node: str, duration_ms: int) -> None:
+        """SIGSTOP for ``duration_ms``: inputs wait and reach the daemon, in order, at resume;
+        its agents and fence requests run on meanwhile."""
+        self.faults.append((self.now_ms, f"stall {node} {duration_ms} ms (paused)"))
+        self._stall(node, duration_ms)
+
+    def step_clock(self, node: str, forward_ms: int) -> None:
+        """``node``'s monotonic clock jumps forward (a VM resumed from a host suspend)."""
+        assert forward_ms > 0
+        self.faults.append((self.now_ms, f"clock step {node} +{forward_ms} ms"))
+        sim = self.nodes[node]
+        sim.offset_ms += forward_ms
+        if sim.core is not None:
+            self._handle(node, Tick())
+
+    def hang_agent(self, node: str, rsc: str, action: str, *, hang: bool = True) -> None:
+        """Operations ``action`` of ``rsc`` on ``node`` hang until killed at their timeout."""
+        self.faults.append(
+            (self.now_ms, f"{rsc} {action} hangs on {node}" if hang else f"{rsc} {action} fixed on {node}")
+        )
+        if hang:
+            self.nodes[node].hang.add((rsc, action))
+        else:
+            self.nodes[node].hang.discard((rsc, action))
 
     # --- queries -------------------------------------------------------------------------
 
@@ -377,14 +468,15 @@ class RmSim:
         running = {n: sorted(self.nodes[n].world.running) for n in self.names}
         return SimFailure(
             f"seed {self.seed} at {self.now_ms} ms: {what}\n  running: {running}\n"
-            f"  live: {self.live()}\n  replay: pytest tests/sim/test_rm_sim.py --sim-seed={self.seed}"
+            f"  live: {self.live()}\n  faults: {'; '.join(f'{t} ms {what}' for t, what in self.faults[-12:])}\n"
+            f"  replay: pytest tests/sim --sim-seed={self.seed} (the test that failed)"
         )
 
     # --- checkers ----------------------------------------------------------------------------
 
     def check_safety(self) -> None:
         self.check_promoted()
-        if self._split_since or self.now_ms <= self._grace_until_ms:
+        if not self.strict and (self._split_since or self.now_ms <= self._grace_until_ms):
             return
         for node in self.names:
             for rsc in self.nodes[node].world.running:
@@ -454,16 +546,41 @@ class RmSim:
             elif entry.action == "outside":
                 holders.add(entry.node)
 
-    def settle(self, within_ms: int | None = None) -> int:
-        """Run until the cluster is at rest and correct (see module docstring); its time."""
+    def check_handover(self) -> None:
+        """From the journal alone: no start on a node while another node may still hold the
+        resource, i.e. before its last holder stopped it cleanly (rc 0) or was powered off.
+
+        A start that failed or timed out may have left a copy, so it makes a holder too."""
+        holders: dict[str, set[str]] = {}
+        for entry in self.journal:
+            nodes = holders.setdefault(entry.resource, set())
+            if entry.action == "start":
+                others = nodes - {entry.node}
+                if others:
+                    raise self.failure(
+                        f"{entry}: started while {sorted(others)} had not stopped it cleanly nor been fenced"
+                    )
+                nodes.add(entry.node)
+            elif (entry.action == "stop" and entry.rc == 0) or entry.action == "lost":
+                nodes.discard(entry.node)
+            elif entry.action == "outside":
+                nodes.add(entry.node)
+
+    def settle(self, within_ms: int | None = None, *, orders: bool = True) -> int:
+        """Run until the cluster is at rest and correct (see module docstring); its time.
+
+        ``orders=False`` after a partition: a node cut off from the holder of a dependent
+        (without quorum, or deaf) stops its prerequisite without waiting for a stop it
+        cannot see, so the journal's order check does not apply across the cut."""
         bound = within_ms if within_ms is not None else self.deadtime_ms + 3000
         self.run_until_true(self.is_settled, bound, "liveness")
-        self.check_orders()
+        if orders:
+            self.check_orders()
         return self.now_ms
 
     def is_settled(self) -> bool:
         live = self.live()
-        if not live or any(kind in ("pkt", "agent") for _, _, kind, _, _ in self._queue):
+        if not live or any(kind in _IN_FLIGHT for _, _, kind, _, _ in self._queue):
             return False  # something is still in flight: it may change the picture
         dcs = {self.core(n).rm.dc for n in live}
         members = {self.core(n).membership.members() for n in live}
@@ -526,9 +643,11 @@ class RmSim:
         )
         rm = RmSettings(node=sim.name, nodes=self.names, refresh_ms=self.refresh_ms)
         config = sim.config if sim.config is not None else self.config
-        sim.core = NodeCore(membership, rm, config, random.Random(self.rng.random()), self.now_ms)
+        local = sim.local_ms(self.now_ms)
+        sim.core = NodeCore(membership, rm, config, random.Random(self.rng.random()), local)
         sim.world.in_flight.clear()
-        self._apply(node, sim.core.start(self.now_ms))
+        sim.paused_until = None
+        self._apply(node, sim.core.start(local))
 
     def _dispatch(self, kind: str, node: str, payload: Any) -> None:
         sim = self.nodes[node]
@@ -536,14 +655,24 @@ class RmSim:
             self._boot(node)
             return
         if kind == "agent":
-            request, generation = payload
+            request, generation, hung = payload
             if sim.generation != generation or request.call_id not in sim.world.in_flight:
                 return
-            self._finish_agent(node, request)
+            self._finish_agent(node, request, hung=hung)
             return
         if kind == "fence":
             fence, generation = payload
             self._finish_fence(node, fence, generation)
+            return
+        if kind == "fence-reply":
+            fence, generation = payload
+            if sim.generation == generation:
+                self._fence_reply(node, fence)
+            return
+        if kind == "persist":
+            config, generation = payload
+            if sim.generation == generation and sim.core is not None:
+                sim.config = config  # the write completed; a crash before it kept the old file
             return
         if sim.core is None:
             return
@@ -551,13 +680,34 @@ class RmSim:
             self._handle(node, PacketReceived(LINK, payload))
         elif kind == "tick":
             self._ticks[node].discard(self.now_ms)
+            if sim.paused_until is None:
+                self._handle(node, Tick())
+        elif kind == "input":
+            self._handle(node, payload)
+        elif kind == "resume" and payload == sim.generation and self._is_resumed(sim):
             self._handle(node, Tick())
 
     def _handle(self, node: str, inp: Any) -> None:
-        core = self.nodes[node].core
-        if core is None:
+        """Feed one input at the node's local time; a stalled daemon gets it when it resumes."""
+        sim = self.nodes[node]
+        if sim.core is None:
             return
-        self._apply(node, core.handle(inp, self.now_ms))
+        if sim.paused_until is not None:
+            self._push(sim.paused_until, "input", node, inp)
+            return
+        self._apply(node, sim.core.handle(inp, sim.local_ms(self.now_ms)))
+
+    def _is_resumed(self, sim: SimNode) -> bool:
+        """At a resume event: the stall is over (a later stall may have extended it)."""
+        if sim.paused_until is None or sim.paused_until > self.now_ms:
+            return False
+        sim.paused_until = None
+        return True
+
+    def _stall(self, node: str, duration_ms: int) -> None:
+        sim = self.nodes[node]
+        sim.paused_until = max(sim.paused_until or 0, self.now_ms + duration_ms)
+        self._push(sim.paused_until, "resume", node, sim.generation)
 
     def _apply(self, node: str, effects: list[Effect]) -> None:
         sim = self.nodes[node]
@@ -570,17 +720,23 @@ class RmSim:
                 self._push(self.now_ms + self.fence_ms, "fence", node, (effect, sim.generation))
             elif isinstance(effect, Notice):
                 self.notices.append((self.now_ms, node, effect))
-                if effect.level >= Level.CRITICAL:
+                if effect.level >= Level.CRITICAL and self.critical_fails:
                     raise self.failure(f"{node}: {effect.text}")
             elif isinstance(effect, ConfigAdopted):
-                sim.config = effect.config
+                write_ms = self.rng.randint(*self.disk_ms) if self.disk_ms[1] else 0
+                if write_ms:  # the shell writes the state dir in its driver loop: it stalls
+                    self.faults.append((self.now_ms, f"stall {node} {write_ms} ms writing the state dir"))
+                    self._stall(node, write_ms)
+                    self._push(self.now_ms + write_ms, "persist", node, (effect.config, sim.generation))
+                else:
+                    sim.config = effect.config
             elif isinstance(effect, NodeStateChanged):
                 self.state_changes.append((self.now_ms, node, effect))
             elif isinstance(effect, Stopped):
                 sim.left = True
                 sim.core = None
         if sim.core is not None:
-            deadline = max(sim.core.next_deadline_ms(), self.now_ms + 1)
+            deadline = max(sim.global_ms(sim.core.next_deadline_ms()), self.now_ms + 1)
             if deadline not in self._ticks[node]:
                 self._ticks[node].add(deadline)
                 self._push(deadline, "tick", node, None)
@@ -604,8 +760,9 @@ class RmSim:
             world.promoted.add(request.resource)  # a half-done promote may already be promoted
         elif request.action == "stop":
             world.stop_was_running[request.call_id] = request.resource in world.running
-        delay = self.rng.randint(*self.agent_delay_ms)
-        self._push(self.now_ms + delay, "agent", node, (request, self.nodes[node].generation))
+        hung = (request.resource, request.action) in self.nodes[node].hang
+        delay = request.timeout_ms if hung else self.rng.randint(*self.agent_delay_ms)
+        self._push(self.now_ms + delay, "agent", node, (request, self.nodes[node].generation, hung))
 
     def _finish_fence(self, executor: str, fence: Fence, generation: int) -> None:
         sim = self.nodes[executor]
@@ -622,16 +779,35 @@ class RmSim:
             target.world.running.clear()
             target.world.promoted.clear()
         self._heal_split(f"unsupervised {fence.target}")
-        self._handle(
-            executor, FenceFinished(fence.request_id, fence.target, fence.device.id, True, self.fence_ms)
-        )
+        late_ms = self.rng.randint(*self.fence_reply_late_ms) if self.fence_reply_late_ms[1] else 0
+        if late_ms:  # the target is off now; the device says so only later
+            self.faults.append((self.now_ms, f"fence of {fence.target} reports success {late_ms} ms late"))
+            self._push(self.now_ms + late_ms, "fence-reply", executor, (fence, generation))
+        else:
+            self._fence_reply(executor, fence)
 
-    def _finish_agent(self, node: str, request: RunAgent) -> None:
+    def _fence_reply(self, executor: str, fence: Fence) -> None:
+        result = FenceFinished(fence.request_id, fence.target, fence.device.id, True, self.fence_ms)
+        self._handle(executor, result)
+
+    def _finish_agent(self, node: str, request: RunAgent, *, hung: bool = False) -> None:
         sim = self.nodes[node]
         world = sim.world
         del world.in_flight[request.call_id]
         rsc = request.resource
         rc = 0
+        if hung:
+            # The shell killed it at its timeout: what it did to the machine is unknown, so
+            # the world keeps what the issue left (a start may be active, a stop did not stop).
+            was_running = world.stop_was_running.pop(request.call_id, True)
+            if request.action in ("start", "stop"):
+                self.journal.append(JournalEntry(self.now_ms, node, rsc, request.action, 1, was_running))
+            reason = f"timed out after {request.timeout_ms} ms"
+            self._handle(
+                node,
+                AgentFinished(request.call_id, rsc, request.action, request.interval_ms, 1, reason, True),
+            )
+            return
         if request.action == "start":
             rc = world.fail_start.pop(rsc, 0)
         elif request.action == "stop":

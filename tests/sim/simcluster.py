@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simclock import DRIFT_PPM_MAX, to_global, to_local
+
 from hacluster.core import codec
 from hacluster.core.codec import KeyRing
 from hacluster.core.effects import (
@@ -54,8 +56,6 @@ from hacluster.core.stats import MembershipStats
 from hacluster.errors import DropReason
 
 KEYRING = KeyRing.single("sha1", b"secret")
-DRIFT_PPM_MAX = 200
-"""Clock drift per node, parts per million either way (real quartz: tens of ppm)."""
 CLOCK_TOLERANCE_MS = 2
 """Rounding plus drift over one dead interval."""
 
@@ -115,17 +115,11 @@ class SimNode:
     incarnations: int = 0
 
     def local_ms(self, global_ms: int) -> int:
-        return self.offset_ms + self.step_ms + global_ms + (global_ms * self.drift_ppm) // 1_000_000
+        return to_local(global_ms, self.offset_ms + self.step_ms, self.drift_ppm)
 
     def global_ms(self, local_ms: int) -> int:
         """The earliest global time at which the local clock reads ``local_ms`` or later."""
-        base = local_ms - self.offset_ms - self.step_ms
-        guess = max(0, (base * 1_000_000) // (1_000_000 + self.drift_ppm))
-        while self.local_ms(guess) < local_ms:
-            guess += 1
-        while guess > 0 and self.local_ms(guess - 1) >= local_ms:
-            guess -= 1
-        return guess
+        return to_global(local_ms, self.offset_ms + self.step_ms, self.drift_ppm)
 
 
 def link_spec(name: str) -> LinkSpec:

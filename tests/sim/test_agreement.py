@@ -35,6 +35,10 @@ from hacluster.core.simulate import Action, Fence, Move, Recover, Restart, Start
 
 pytestmark = pytest.mark.sim
 
+
+SWEEP_SEEDS = {"test_seeded_sweep": 1500}
+"""Seeds in a suite run (conftest.py; ``--sim-seeds`` overrides)."""
+
 FENCE_DEVICE = "primitive fence-lab stonith:fence_lab\n"
 NO_FENCING = "property stonith-enabled=false\n"
 

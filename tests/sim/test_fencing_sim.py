@@ -16,6 +16,14 @@ pytestmark = pytest.mark.sim
 
 GROUP = ("vip", "app")
 
+SWEEP_SEEDS = {
+    "test_two_node_partition_at_a_random_moment": 3000,
+    "test_three_node_partition_minority_is_fenced": 2000,
+    "test_random_faults_never_two_copies": 500,
+}
+"""Seeds per sweep in a suite run (conftest.py; ``--sim-seeds`` overrides): the cheap ones
+get the most, for 10 000 seeds over all simulations."""
+
 
 def _survivors(sim: FenceSim) -> list[str]:
     return sorted(m.name for m in sim.machines.values() if m.powered)

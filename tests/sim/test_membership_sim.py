@@ -249,6 +249,8 @@ def test_sixteen_nodes_come_up_within_initdead(sim_seed: int) -> None:
 LINK_SETS = (("bcast eth0",), ("bcast eth0", "serial /dev/ttyS0"), ("bcast eth0", "bcast eth1"))
 FAULT_KINDS = ("crash", "partition", "asymmetric", "link", "pause", "clock", "clog", "stop", "replay")
 HEAL_AT = 4000
+SWEEP_SEEDS = {"test_random_faults_keep_safety_and_liveness": 2000}
+"""Seeds in a suite run (conftest.py; ``--sim-seeds`` overrides)."""
 
 
 def _random_cluster(seed: int) -> tuple[SimCluster, set[str]]:

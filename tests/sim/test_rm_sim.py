@@ -349,28 +349,11 @@ property stonith-enabled=false
 """
 
 
-RM_SWEEP_SEEDS = 100
-"""Seeds in the default sweep (about 0.2 s each); ``--sim-seeds`` and ``--sim-seed`` override."""
+SWEEP_SEEDS = {"test_random_faults_keep_safety_and_liveness": 300}
+"""Seeds per default sweep (conftest.py); ``--sim-seeds`` and ``--sim-seed`` override."""
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``rm_sweep_seed``: like conftest's ``sweep_seed`` (same options), 100 seeds by default."""
-    if "rm_sweep_seed" not in metafunc.fixturenames:
-        return
-    single = metafunc.config.getoption("sim_seed", default=None)
-    text = metafunc.config.getoption("sim_seeds", default=None)
-    if single is not None:
-        seeds = [int(single)]
-    elif text:
-        first, sep, last = str(text).partition(":")
-        seeds = list(range(int(first), int(last))) if sep else list(range(int(first)))
-    else:
-        seeds = list(range(RM_SWEEP_SEEDS))
-    metafunc.parametrize("rm_sweep_seed", seeds, ids=[f"seed{s}" for s in seeds])
-
-
-def test_random_faults_keep_safety_and_liveness(rm_sweep_seed: int) -> None:
-    sweep_seed = rm_sweep_seed
+def test_random_faults_keep_safety_and_liveness(sweep_seed: int) -> None:
     rng = random.Random(sweep_seed * 7919 + 1)
     size = rng.choice((2, 3, 3, 4, 5))
     sim = RmSim(

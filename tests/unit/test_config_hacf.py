@@ -320,7 +320,6 @@ def test_warnings(line: str, expected: str | None) -> None:
         "coredumps",
         "coreroot",
         "memreserve",
-        "watchdog",
         "log_badpack",
         "syslogmsgfmt",
         "use_apphbd",
@@ -786,3 +785,32 @@ def test_api_readonly_group(tmp_path: Path) -> None:
         "'.', not starting with a digit or '-'); e.g. api_readonly_group hareaders"
     ]
     assert "takes exactly one value" in problems(BASE + "api_readonly_group a b\n")[0]
+
+
+# -- watchdog ------------------------------------------------------------------------------------
+
+
+def test_watchdog_takes_heartbeats_default_timeout(tmp_path: Path) -> None:
+    # Heartbeat sets the device to deadtime + 10 ms, rounded up to whole seconds.
+    config = load(tmp_path, BASE + "deadtime 10\nwatchdog /dev/watchdog\n")
+    assert config.watchdog == "/dev/watchdog"
+    assert config.watchdog_timeout_ms == 11_000
+    assert load(tmp_path, BASE + "watchdog /dev/watchdog\nwatchdog_timeout 5\n").watchdog_timeout_ms == 5000
+    assert load(tmp_path, BASE).watchdog is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("watchdog dev/watchdog\n", "ha.cf:3: watchdog dev/watchdog: dev/watchdog is not a device path"),
+        ("watchdog /dev/a\nwatchdog /dev/b\n", "watchdog is already set at ha.cf:3"),
+        ("watchdog\n", "takes exactly one value"),
+        ("watchdog_timeout 5\n", "ha.cf:3: watchdog_timeout 5: has no effect without a watchdog line"),
+        ("watchdog /dev/watchdog\nwatchdog_timeout 1500ms\n", "whole number of seconds, at least 1"),
+        ("watchdog /dev/watchdog\nwatchdog_timeout 500ms\n", "write watchdog_timeout 1"),
+        ("watchdog /dev/watchdog\nwatchdog_timeout soon\n", "watchdog_timeout soon"),
+    ],
+)
+def test_a_bad_watchdog_line_says_where_and_what_to_write(lines: str, message: str) -> None:
+    found = problems(BASE + lines)
+    assert any(message in problem for problem in found), found

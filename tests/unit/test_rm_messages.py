@@ -89,6 +89,7 @@ EXAMPLES: list[RmMessage] = [
     CleanupMessage("", ""),
     FenceRequest(N1, N2, "stop of vip failed there"),
     Fenced(N1, "fence-lab", 120, "it left the membership without a clean stop"),
+    StateReport((7, 3), 3, "abcdef0123456789", True, False, {}, watchdog_ms=5000),
 ]
 
 
@@ -277,3 +278,14 @@ def test_a_report_with_one_bad_field_changes_nothing() -> None:
     assert [n.code for n in notices] == ["RM_MESSAGE_REJECTED"]
     assert "hac_state from n2 rejected: r.db.fc must be a whole number" in notices[0].text
     assert not [e for e in out if isinstance(e, Broadcast)], "a refused message triggers nothing"
+
+
+def test_a_report_without_wd_is_one_without_a_watchdog_and_a_bad_wd_is_refused() -> None:
+    plain = encode(StateReport((7, 1), 3, "ab", True, False, {}))
+    assert "wd" not in dict(plain.pairs)  # the previous version's wire form, unchanged
+    report = decode(delivered(plain))
+    assert isinstance(report, StateReport)
+    assert report.watchdog_ms == 0
+    bad = Broadcast(STATE_MSG, (*plain.pairs, ("wd", "-5")))
+    with pytest.raises(MessageError, match="wd"):
+        decode(delivered(bad))
