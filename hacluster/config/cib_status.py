@@ -435,6 +435,7 @@ def snapshot_of(
         for name, value in attributes:
             if name in SNAPSHOT_ATTRIBUTES:
                 config = set_node_attribute(config, seen.nodes, node, name, value)
+    placed = placement_attributes(config, seen.node_attributes, status.history, cloned or {})
     return ClusterSnapshot(
         config=config,
         nodes=seen.nodes,
@@ -446,6 +447,7 @@ def snapshot_of(
         unclean=seen.unclean,
         leaving=seen.leaving,
         has_quorum=status.has_quorum,
+        node_attributes=placed,
     )
 
 
@@ -458,6 +460,43 @@ _ACTIVITY: Final = {
 }
 """When a node's history holds several records of one anonymous clone, the one that says the
 most about what may run there wins (a failed stop over a failure over a running copy)."""
+
+
+def placement_attributes(
+    config: ClusterConfig,
+    transient: Mapping[NodeName, Pairs],
+    history: Mapping[tuple[str, NodeName], object],
+    cloned: Mapping[str, bool],
+) -> dict[NodeName, dict[str, str]]:
+    """Node → the attributes rules and promotion scores read: the configuration's permanent
+    ones, overridden by the status's transient ones.
+
+    An anonymous clone's promotion score may be recorded under the instance's own name
+    (``master-d:1``, as older Pacemaker versions and ``crm_master`` inside an instance wrote
+    it).  Pacemaker looks up the clone's name ``master-d`` first, then the name of the
+    instance its history knows on that node; the core keys scores by the clone's name, so
+    such a score is read as ``master-d`` on its node: when it is the only one there, or the
+    one of the instance the node's history names.
+    """
+    out: dict[NodeName, dict[str, str]] = {NodeName(n): dict(pairs) for n, pairs in config.node_attributes}
+    for node, pairs in transient.items():
+        out.setdefault(node, {}).update(pairs)
+    anonymous = {base for base, unique in cloned.items() if not unique}
+    for node, attributes in out.items():
+        by_base: dict[str, dict[str, str]] = {}
+        for name, value in attributes.items():
+            base, separator, index = name.removeprefix("master-").partition(":")
+            if name.startswith("master-") and separator and index.isdigit() and base in anonymous:
+                by_base.setdefault(base, {})[f"{base}:{index}"] = value
+        for base, scores in by_base.items():
+            if f"master-{base}" in attributes:
+                continue
+            known = [rsc for rsc in scores if (rsc, node) in history]
+            if len(scores) == 1:
+                attributes[f"master-{base}"] = next(iter(scores.values()))
+            elif len(known) == 1:
+                attributes[f"master-{base}"] = scores[known[0]]
+    return out
 
 
 def instance_states(

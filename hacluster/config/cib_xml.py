@@ -81,6 +81,7 @@ _REFUSED: Final[dict[str, str]] = {
     "constraints/rsc_ticket": "tickets",
     "constraints/*/resource_set": "resource-sets",
     "constraints/rsc_location/@rsc-pattern": "rsc-pattern",
+    "constraints/rsc_colocation/@node-attribute": "colocation-node-attribute",
     "constraints/rsc_location/rule/date_expression": "date-rules",
     "acls": "acls",
     "tags": "tags",
@@ -531,6 +532,10 @@ class _Reader:
         return Rule(score, tuple(expressions), boolean_op, score_attribute, role)
 
     def colocation(self, element: ET.Element, xpath: str) -> None:
+        if (element.get("node-attribute") or "#uname") != "#uname":  # never read as same-node
+            key = _REFUSED["constraints/rsc_colocation/@node-attribute"]
+            self.refuse(element, xpath, key, f"node-attribute={element.get('node-attribute')}")
+            return
         rsc = element.get("rsc") or element.get("from") or ""
         with_rsc = element.get("with-rsc") or element.get("to") or ""
         valid_rsc, rsc_role = self.role(element, xpath, element.get("rsc-role") or element.get("from_role"))

@@ -48,6 +48,12 @@ MISSING: Final[dict[str, MissingFeature]] = {
             "order the start (or promote) instead: stops and demotes then run in the reverse order",
         ),
         MissingFeature(
+            "colocation-node-attribute",
+            "colocations by node attribute (node-attribute= other than #uname)",
+            None,
+            "colocate on the same node (drop node-attribute), or use location rules on the attribute",
+        ),
+        MissingFeature(
             "rsc-pattern",
             "location constraints by resource pattern (rsc-pattern)",
             None,
@@ -74,7 +80,12 @@ MISSING: Final[dict[str, MissingFeature]] = {
         ),
         MissingFeature("tags", "tags", None, "remove the tag; refer to the resources by id"),
         MissingFeature("tickets", "tickets (rsc_ticket, booth)", None, "remove the ticket constraint"),
-        MissingFeature("acls", "ACLs", None, "remove the ACL; the API socket's file mode guards access"),
+        MissingFeature(
+            "acls",
+            "ACLs",
+            None,
+            "remove the ACL; who may use the API is set by group: haclient (everything) and ha.cf api_readonly_group (read only)",
+        ),
         MissingFeature(
             "alerts",
             "CIB alerts",

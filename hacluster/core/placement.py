@@ -546,12 +546,13 @@ def _plain_key(config: ClusterConfig, rsc: str) -> str:
 
 def promotion_score(inp: PlacementInput, unit_members: tuple[str, ...], node: NodeName) -> int | None:
     """The agents' promotion score of an instance on ``node``: the sum of the node attributes
-    ``master-<primitive>`` of its members (Pacemaker's name, set by ``crm_master``); None
-    when no member has one (never promoted there)."""
+    ``master-<primitive>`` of its members (Pacemaker's name, set by ``crm_master``), or else
+    the instance's own ``master-<primitive>:<n>`` (a globally unique clone's instances each
+    have theirs); None when no member has one (never promoted there)."""
     attributes = inp.attributes(node)
     total: int | None = None
     for member in unit_members:
-        text = attributes.get(f"master-{base_id(member)}")
+        text = attributes.get(f"master-{base_id(member)}", attributes.get(f"master-{member}"))
         if text is None:
             continue
         try:

@@ -29,6 +29,7 @@ from typing import Final
 
 from hacluster.config.cib_status import snapshot_of, status_of
 from hacluster.config.cib_xml import parse_cib_xml
+from hacluster.core.cib import instance_index
 from hacluster.core.dc import plan_for
 from hacluster.core.ids import NodeName
 from hacluster.core.lrm import LocalState
@@ -93,11 +94,20 @@ def parse_summary(text: str) -> Expected:
     placement: dict[str, set[tuple[str, str]]] = {}
     clones: dict[str, list[tuple[str, str]]] = {}
     block: tuple[int, str, bool] | None = None  # indent, id, is a clone
+    instance: tuple[int, set[tuple[str, str]]] | None = None  # a group instance inside a clone
     for line in revised.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if instance is not None and indent <= instance[0]:
+            assert block is not None
+            clones.setdefault(block[1], []).extend(instance[1])
+            instance = None
         if (m := _BLOCK_LINE.match(line)) is not None:
+            if block is not None and block[2] and indent > block[0] and "Resource Group" in line:
+                instance = (indent, set())  # ``Resource Group: grp:1`` of a clone: one instance
+                continue
             block = (len(m["indent"]), m["id"], "Clone Set" in line)
             continue
-        inside = block is not None and len(line) - len(line.lstrip()) > block[0]
+        inside = block is not None and indent > block[0]
         if not inside:
             block = None
         if (m := _LIST_LINE.match(line)) is not None and block is not None and block[2]:
@@ -109,10 +119,14 @@ def parse_summary(text: str) -> Expected:
         if m is None or m["agent"].startswith("stonith:"):
             continue
         pairs = _state_pairs(m["state"])
-        if block is not None and block[2]:
+        if instance is not None:
+            instance[1].update((role, node) for node, role in pairs)
+        elif block is not None and block[2]:
             clones.setdefault(block[1], []).extend((role, node) for node, role in pairs)
         elif pairs:
             placement.setdefault(m["id"], set()).update(pairs)
+    if instance is not None and block is not None:
+        clones.setdefault(block[1], []).extend(instance[1])
     return Expected(
         placement={r: frozenset(p) for r, p in placement.items()},
         clones={c: tuple(sorted(p)) for c, p in clones.items()},
@@ -188,10 +202,16 @@ def run_ours(xml_text: str, root: ET.Element, name: str) -> Ours:
     }
     clones: dict[str, list[tuple[str, str]]] = {}
     clone_of = getattr(config, "clone_of", None)  # clones8's model (ClusterConfig.clone_of)
+    instances: dict[tuple[str, int | str], set[tuple[str, str]]] = {}
     for rsc in list(placement):
         clone = clone_of(rsc) if clone_of is not None else None
         if clone is not None:
-            clones.setdefault(clone.id, []).extend((role, n) for n, role in placement.pop(rsc))
+            # A clone of a group: one (role, node) per group instance, as Pacemaker lists it.
+            pairs = {(role, n) for n, role in placement.pop(rsc)}
+            index = instance_index(rsc)
+            instances.setdefault((clone.id, rsc if index is None else index), set()).update(pairs)
+    for (clone_id, _), pairs in instances.items():
+        clones.setdefault(clone_id, []).extend(pairs)
     return Ours(
         {r: p for r, p in placement.items() if p},
         frozenset(fenced),

@@ -163,12 +163,12 @@ def _property_is(name: str, *values: str) -> Callable[[ET.Element], bool]:
 
 
 FEATURES: Final[tuple[Feature, ...]] = (
-    Feature("clone", "clones", False, _clone),
-    Feature("promotable", "promotable clones (master/slave)", False, _promotable),
+    Feature("clone", "clones", True, _clone),
+    Feature("promotable", "promotable clones (master/slave)", True, _promotable),
     Feature(
-        "roles", "roles in constraints and operations (Promoted/Unpromoted, promote/demote)", False, _roles
+        "roles", "roles in constraints and operations (Promoted/Unpromoted, promote/demote)", True, _roles
     ),
-    Feature("rules", "location rules (other than one #uname eq NODE)", False, _location_rules),
+    Feature("rules", "location rules (other than one #uname eq NODE)", True, _location_rules),
     Feature(
         "attribute-rules",
         "rules inside attribute sets",

@@ -134,3 +134,22 @@ def test_a_difference_says_what_pacemaker_does_and_what_we_do() -> None:
     assert "ip: Pacemaker Started n2; we Started n1" in lines
     assert "fs: Pacemaker Failed n1; we stopped" in lines
     assert "fenced: Pacemaker n3; we none" in lines
+
+
+GROUP_CLONE = """Revised Cluster Status:
+  * Full List of Resources:
+    * Clone Set: ms-sf [group] (promotable, unique):
+      * Resource Group: group:0:
+        * a:0\t(ocf:heartbeat:Stateful):\t Unpromoted node-b
+        * b:0\t(ocf:heartbeat:Stateful):\t Unpromoted node-b
+      * Resource Group: group:1:
+        * a:1\t(ocf:heartbeat:Stateful):\t Promoted node-a
+        * b:1\t(ocf:heartbeat:Stateful):\t Promoted node-a
+    * ip\t(ocf:heartbeat:IPaddr2):\t Started node-a
+"""
+
+
+def test_a_clone_of_a_group_counts_one_instance_per_group_instance() -> None:
+    expected = parse_summary(GROUP_CLONE)
+    assert expected.clones == {"ms-sf": (("Promoted", "node-a"), ("Unpromoted", "node-b"))}
+    assert expected.placement == {"ip": {("node-a", "Started")}}

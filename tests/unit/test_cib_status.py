@@ -11,6 +11,7 @@ from hacluster.config.cib_status import (
     OpRecord,
     instance_states,
     node_kind,
+    placement_attributes,
     read_status,
     replay,
     snapshot_of,
@@ -197,3 +198,24 @@ def test_anonymous_clone_history_becomes_one_numbered_copy_per_node() -> None:
         "ip": {n1: LocalState.STARTED},
     }
     assert counts == {("d:0", n1): 2, ("d", n3): 1, ("u:2", n2): 1}
+
+
+def test_transient_attributes_reach_placement_and_an_instance_score_is_the_clones() -> None:
+    n1, n2, n3 = NodeName("n1"), NodeName("n2"), NodeName("n3")
+    config = parse_cib_xml(CIB.format(fencing="false", status=""), "t.xml")
+    transient = {
+        n1: (("master-d:0", "10"), ("pingd", "100")),
+        n2: (("master-d:1", "5"), ("master-d:3", "7"), ("master-u:1", "3")),
+        n3: (("master-d", "2"), ("master-d:2", "9")),
+    }
+    history = {("d:3", n2): ()}
+    out = placement_attributes(config, transient, history, {"d": False, "u": True})
+    assert out[n1] == {"master-d:0": "10", "pingd": "100", "master-d": "10"}
+    # two instance scores on n2: the one its history names; a unique clone's stay per instance
+    assert out[n2]["master-d"] == "7"
+    assert "master-u" not in out[n2]
+    assert out[n3]["master-d"] == "2"  # the clone's own name wins
+    ambiguous = placement_attributes(
+        config, {n2: (("master-d:1", "5"), ("master-d:3", "7"))}, {}, {"d": False}
+    )
+    assert "master-d" not in ambiguous[n2]  # no score rather than a guess

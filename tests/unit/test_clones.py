@@ -165,6 +165,13 @@ def test_promoted_max(meta: str, promoted: int) -> None:
     assert list(plan.roles.values()).count(Role.PROMOTED) == promoted
 
 
+def test_a_unique_clones_instances_have_their_own_promotion_scores() -> None:
+    text = PROMOTABLE.replace("promotable=true", "promotable=true globally-unique=true clone-max=2")
+    scores = {N1: {"master-db:0": "5", "master-db:1": "20"}, N2: {"master-db:0": "10"}}
+    plan = plan_for(snap(text, running({"db:0": N1, "db:1": N2}), attributes=scores))
+    assert plan.roles == {"db:0": Role.PROMOTED, "db:1": Role.UNPROMOTED}
+
+
 def test_target_role_unpromoted_keeps_every_instance_unpromoted() -> None:
     text = PROMOTABLE.replace("promotable=true", "promotable=true target-role=Unpromoted")
     plan = plan_for(snap(text, attributes=SCORES))
